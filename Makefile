@@ -1,0 +1,60 @@
+# streamwarden: `make demo` runs the pipeline end to end, `make test` runs the tests.
+# Both install what is missing (a virtualenv in .venv, the broker jars in .data/kafka).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+kafka-up:
+	deploy/kafka/kafka.sh up
+
+kafka-down:
+	deploy/kafka/kafka.sh down
+
+kafka-status:
+	deploy/kafka/kafka.sh status
+
+topics: install kafka-up
+	$(BIN)/streamwarden topics apply
+
+demo: install kafka-up
+	$(BIN)/streamwarden demo
+
+worker: install kafka-up
+	$(BIN)/streamwarden worker
+
+simulate: install kafka-up
+	$(BIN)/streamwarden simulate
+
+tail: install
+	$(BIN)/streamwarden tail --from-beginning
+
+# The test session starts the broker itself when it is not running (tests/conftest.py).
+test: install
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest -q -m "not kafka and not models and not e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: kafka-down
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

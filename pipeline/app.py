@@ -1,0 +1,154 @@
+"""The Faust app: thin wiring. Agents turn events into ``InRecord``s, call a moderator, publish
+the outputs and wait for the broker's acknowledgements; only then does ``take_events`` ack the
+batch, so the committed offset never passes an input whose outputs are not durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from pipeline import metrics
+from pipeline.errors import InferenceError
+from pipeline.records import InRecord, OutRecord
+from pipeline.settings import KafkaSettings, WorkerSettings
+from pipeline.topics import SEGMENT_MAX_MESSAGE_BYTES, TopicNames
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Sequence[InRecord]], Awaitable[list[OutRecord]]]
+_RETRY_MAX_S = 30.0
+
+
+def to_record(event: EventT) -> InRecord:
+    msg = event.message
+    headers = msg.headers or {}
+    items = headers.items() if isinstance(headers, dict) else headers
+    return InRecord(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        headers={k: bytes(v or b"") for k, v in items},
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+    )
+
+
+def _credentials(kafka: KafkaSettings) -> Any:
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username or "",
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=_ssl_context(kafka) if kafka.security_protocol == "SASL_SSL" else None,
+        )
+    if kafka.security_protocol == "SSL":
+        return _ssl_context(kafka)
+    return None
+
+
+def _ssl_context(kafka: KafkaSettings) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+
+
+class Publisher:
+    """Sends output records through Faust's producer and waits for every acknowledgement."""
+
+    def __init__(self, app: faust.App, names: TopicNames) -> None:
+        self._topics = {
+            role: app.topic(getattr(names, role), key_serializer="raw", value_serializer="raw")
+            for role in ("results", "actions", "review", "dead_letters")
+        }
+
+    async def publish(self, records: Sequence[OutRecord]) -> None:
+        pending = []
+        for r in records:
+            fut = await self._topics[r.topic].send(
+                key=r.key, value=r.value, headers=list(r.headers), force=True
+            )
+            pending.append(fut)
+        await asyncio.gather(*pending)  # raises if the broker refused any record
+        for r in records:
+            metrics.RECORDS_OUT.labels(r.topic).inc()
+            if r.topic == "dead_letters":
+                reason = dict(r.headers).get("sw-reason", b"").decode()
+                metrics.DEAD_LETTERS.labels(reason).inc()
+            elif r.topic == "results":
+                doc = orjson.loads(r.value)
+                metrics.DECISIONS.labels(
+                    doc["input"]["kind"], doc["decision"], doc["category"] or "none"
+                ).inc()
+
+
+async def handle_batch(
+    kind: str, records: Sequence[InRecord], handler: Handler, publisher: Publisher
+) -> None:
+    """Handle and publish one batch, retrying backend errors with capped backoff (never drops)."""
+    metrics.RECORDS_IN.labels(kind).inc(len(records))
+    metrics.BATCH_SIZE.labels(kind).observe(len(records))
+    delay_s = 0.5
+    while True:
+        try:
+            with metrics.BATCH_SECONDS.labels(kind).time():
+                outputs = await handler(records)
+                await publisher.publish(outputs)
+            return
+        except InferenceError as exc:
+            metrics.BATCH_RETRIES.labels(kind).inc()
+            log.warning("%s batch of %d: %s; retrying in %.1fs", kind, len(records), exc, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, _RETRY_MAX_S)
+
+
+def create_app(
+    worker: WorkerSettings,
+    kafka: KafkaSettings,
+    *,
+    segment_handler: Handler,
+    chat_handler: Handler,
+) -> faust.App:
+    names = TopicNames.with_prefix(kafka.topic_prefix)
+    app = faust.App(
+        worker.app_id,
+        broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(kafka),
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=worker.commit_interval_s,
+        producer_acks=-1,
+        producer_max_request_size=SEGMENT_MAX_MESSAGE_BYTES + 65536,
+        consumer_max_fetch_size=SEGMENT_MAX_MESSAGE_BYTES + 65536,
+        stream_buffer_maxsize=4 * max(worker.segment_batch_max, worker.chat_batch_max),
+    )
+    publisher = Publisher(app, names)
+    segments = app.topic(names.segments, key_serializer="raw", value_serializer="raw")
+    chat = app.topic(names.chat, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(segments, concurrency=1, name="segments")
+    async def segments_agent(stream: faust.StreamT) -> None:
+        within_s = worker.segment_batch_wait_ms / 1000
+        async for events in stream.take_events(worker.segment_batch_max, within=within_s):
+            records = [to_record(e) for e in events]
+            await handle_batch("segment", records, segment_handler, publisher)
+
+    @app.agent(chat, concurrency=1, name="chat")
+    async def chat_agent(stream: faust.StreamT) -> None:
+        within_s = worker.chat_batch_wait_ms / 1000
+        async for events in stream.take_events(worker.chat_batch_max, within=within_s):
+            records = [to_record(e) for e in events]
+            await handle_batch("chat", records, chat_handler, publisher)
+
+    return app

@@ -1,0 +1,74 @@
+"""Settings from the environment (prefix ``SW_``), one class per concern.
+
+Secrets are ``SecretStr``: they never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV = SettingsConfigDict(env_prefix="SW_", env_file=".env", extra="ignore")
+
+
+class KafkaSettings(BaseSettings):
+    """Where the broker is. Point at your own cluster by setting these."""
+
+    model_config = SettingsConfigDict(env_prefix="SW_KAFKA_", env_file=".env", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    topic_prefix: str = "sw."
+    replication_factor: int = 1
+
+    def confluent_config(self) -> dict[str, Any]:
+        """librdkafka settings for confluent-kafka clients."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else ""
+            )
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        return conf
+
+
+class WorkerSettings(BaseSettings):
+    """Knobs of the Faust worker: batching, sampling, media bounds."""
+
+    model_config = _ENV
+
+    app_id: str = "streamwarden"
+    web_port: int = 6066
+    segment_batch_max: int = Field(default=8, ge=1)
+    segment_batch_wait_ms: int = Field(default=200, ge=1)
+    chat_batch_max: int = Field(default=64, ge=1)
+    chat_batch_wait_ms: int = Field(default=100, ge=1)
+    decode_threads: int = Field(default=2, ge=1)
+    onnx_threads: int = Field(default=2, ge=1)
+    frame_batch_max: int = Field(default=16, ge=1)
+    sampling: Literal["keyframes", "fps"] = "keyframes"
+    sample_fps: float = Field(default=1.0, gt=0)
+    frame_max_side_px: int = Field(default=448, ge=32)
+    segment_max_bytes: int = 16 * 1024 * 1024
+    segment_max_width_px: int = 3840
+    segment_max_height_px: int = 2160
+    segment_max_duration_ms: int = 30_000
+    segment_max_decoded_frames: int = 1000
+    fetch_file_roots: tuple[Path, ...] = ()
+    fetch_timeout_s: float = 10.0
+    dead_letter_max_payload_bytes: int = 1024 * 1024
+    commit_interval_s: float = 1.0
+    policy_version: str = "threshold-2026.11.1"
