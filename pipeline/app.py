@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
-import orjson
 from faust.types import EventT
 
 from pipeline import metrics
@@ -80,14 +79,11 @@ class Publisher:
         await asyncio.gather(*pending)  # raises if the broker refused any record
         for r in records:
             metrics.RECORDS_OUT.labels(r.topic).inc()
+            h = {k: v.decode() for k, v in r.headers}
             if r.topic == "dead_letters":
-                reason = dict(r.headers).get("sw-reason", b"").decode()
-                metrics.DEAD_LETTERS.labels(reason).inc()
+                metrics.DEAD_LETTERS.labels(h["sw-reason"]).inc()
             elif r.topic == "results":
-                doc = orjson.loads(r.value)
-                metrics.DECISIONS.labels(
-                    doc["input"]["kind"], doc["decision"], doc["category"] or "none"
-                ).inc()
+                metrics.DECISIONS.labels(h["sw-kind"], h["sw-decision"], h["sw-category"]).inc()
 
 
 async def handle_batch(

@@ -18,7 +18,7 @@ from pipeline.topics import TopicNames, apply_topics
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic declarations.")
 app.add_typer(topics_app, name="topics")
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 _ACTION_STYLE = {

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Protocol, TypeVar
 
+import numpy as np
+
 from pipeline.chat import ChatMessage, assess_chat
 from pipeline.errors import InputError, UnexpectedInputError
 from pipeline.outputs import ModelRef, assessment_records, dead_letter_record
@@ -26,15 +28,16 @@ T = TypeVar("T")
 
 
 class FrameScoring(Protocol):
-    models: Sequence[ModelRef]
+    async def score(self, frames: Sequence[np.ndarray]) -> list[dict[str, float]]: ...
 
-    async def score(self, frames: Sequence[object]) -> list[dict[str, float]]: ...
+
+class TextScore(Protocol):
+    @property
+    def toxicity(self) -> float: ...
 
 
 class TextScoring(Protocol):
-    model: ModelRef
-
-    def score(self, texts: Sequence[str]) -> list[float]: ...
+    def score(self, texts: Sequence[str]) -> Sequence[TextScore]: ...
 
 
 def _guard(fn: Callable[[InRecord], T], rec: InRecord) -> T | InputError:
@@ -52,6 +55,7 @@ class SegmentModerator:
         self,
         stage: SegmentStage,
         scorer: FrameScoring,
+        models: Sequence[ModelRef],
         policy: ThresholdPolicy,
         executor: Executor,
         *,
@@ -59,6 +63,7 @@ class SegmentModerator:
     ) -> None:
         self._stage = stage
         self._scorer = scorer
+        self._models = tuple(models)
         self._policy = policy
         self._executor = executor
         self._dl_max = dead_letter_max_payload_bytes
@@ -80,7 +85,7 @@ class SegmentModerator:
                 continue
             n = len(p.media.frames)
             a = assess_segment(
-                p, scores[i : i + n], models=self._scorer.models, policy=self._policy
+                p, scores[i : i + n], models=self._models, policy=self._policy
             )
             i += n
             out.extend(assessment_records(a))
@@ -91,12 +96,14 @@ class ChatModerator:
     def __init__(
         self,
         scorer: TextScoring,
+        model: ModelRef,
         policy: ThresholdPolicy,
         executor: Executor,
         *,
         dead_letter_max_payload_bytes: int,
     ) -> None:
         self._scorer = scorer
+        self._model = model
         self._policy = policy
         self._executor = executor
         self._dl_max = dead_letter_max_payload_bytes
@@ -106,14 +113,14 @@ class ChatModerator:
         good = [p for p in parsed if isinstance(p, ChatMessage)]
         loop = asyncio.get_running_loop()
         texts = [m.text for m in good]
-        tox = await loop.run_in_executor(self._executor, self._scorer.score, texts) if texts else []
+        scored = await loop.run_in_executor(self._executor, self._scorer.score, texts) if texts else []
         out: list[OutRecord] = []
-        it = iter(tox)
+        it = iter(scored)
         for rec, p in zip(records, parsed, strict=True):
             if isinstance(p, InputError):
                 log.warning("dead letter %s reason=%s: %s", rec.ref, p.reason, p)
                 out.append(dead_letter_record(rec, p, max_payload_bytes=self._dl_max))
                 continue
-            a = assess_chat(rec, p, next(it), model=self._scorer.model, policy=self._policy)
+            a = assess_chat(rec, p, next(it).toxicity, model=self._model, policy=self._policy)
             out.extend(assessment_records(a))
         return out

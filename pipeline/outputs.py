@@ -42,12 +42,16 @@ class Assessment:
         return f"{self.input['kind']}:{self.input['stream_id']}:{ref}"
 
 
-def _record(topic: Any, schema: str, key: str | None, doc: dict[str, Any]) -> OutRecord:
+def _record(
+    topic: Any, schema: str, key: str, doc: dict[str, Any], *extra: tuple[str, str]
+) -> OutRecord:
+    """Headers name the schema and, on results, the decision, so routing needs no parsing."""
+    headers = ((SCHEMA_HEADER, schema), *extra)
     return OutRecord(
         topic=topic,
-        key=key.encode() if key is not None else None,
+        key=key.encode(),
         value=codec.encode(schema, doc),
-        headers=((SCHEMA_HEADER, schema.encode()),),
+        headers=tuple((k, v.encode()) for k, v in headers),
     )
 
 
@@ -75,7 +79,17 @@ def assessment_records(a: Assessment) -> list[OutRecord]:
     }
     if a.frames_sampled is not None:
         result["frames_sampled"] = a.frames_sampled
-    out = [_record("results", "result.v1", key, result)]
+    out = [
+        _record(
+            "results",
+            "result.v1",
+            key,
+            result,
+            ("sw-kind", str(a.input["kind"])),
+            ("sw-decision", d.action),
+            ("sw-category", d.category or "none"),
+        )
+    ]
     if d.enforces:
         action = {
             "schema": "action.v1",

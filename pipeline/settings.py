@@ -51,7 +51,8 @@ class WorkerSettings(BaseSettings):
     model_config = _ENV
 
     app_id: str = "streamwarden"
-    web_port: int = 6066
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, description="0 disables the metrics server")
     segment_batch_max: int = Field(default=8, ge=1)
     segment_batch_wait_ms: int = Field(default=200, ge=1)
     chat_batch_max: int = Field(default=64, ge=1)

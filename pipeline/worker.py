@@ -1,0 +1,55 @@
+"""Build the worker from settings: models, stages, moderators, the Faust app; then run it."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+from prometheus_client import start_http_server
+
+from inference.frames import FrameScorer, load_frame_model
+from inference.onnx_backend import EmbeddedOnnxBackend
+from inference.text import ChatScorer
+from pipeline.app import create_app
+from pipeline.logs import logging_config
+from pipeline.moderator import ChatModerator, SegmentModerator
+from pipeline.outputs import ModelRef
+from pipeline.policy.threshold import default_policy
+from pipeline.segments import SegmentStage
+from pipeline.settings import KafkaSettings, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(worker: WorkerSettings, kafka: KafkaSettings) -> faust.App:
+    executor = ThreadPoolExecutor(worker.decode_threads, thread_name_prefix="sw-decode")
+    policy = default_policy(worker.policy_version)
+    nsfw = load_frame_model("open_nsfw")
+    backend = EmbeddedOnnxBackend({nsfw.name: nsfw.onnx_path}, intra_op_threads=worker.onnx_threads)
+    frames = FrameScorer(backend, nsfw, max_batch=worker.frame_batch_max)
+    chat = ChatScorer()
+    segments = SegmentModerator(
+        SegmentStage(worker),
+        frames,
+        (ModelRef(nsfw.name, nsfw.version),),
+        policy,
+        executor,
+        dead_letter_max_payload_bytes=worker.dead_letter_max_payload_bytes,
+    )
+    chats = ChatModerator(
+        chat,
+        ModelRef(chat.model, chat.version),
+        policy,
+        executor,
+        dead_letter_max_payload_bytes=worker.dead_letter_max_payload_bytes,
+    )
+    return create_app(worker, kafka, segment_handler=segments.handle, chat_handler=chats.handle)
+
+
+def run_worker(worker: WorkerSettings, kafka: KafkaSettings, *, loglevel: str = "info") -> None:
+    if worker.metrics_port:
+        start_http_server(worker.metrics_port, addr=worker.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", worker.metrics_host, worker.metrics_port)
+    app = build_app(worker, kafka)
+    faust.Worker(app, loglevel=loglevel, logging_config=logging_config(loglevel)).execute_from_commandline()

@@ -1,0 +1,187 @@
+"""The worker end to end on the real broker with the real models, as a separate process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import codec
+from pipeline.records import iso_ms
+from pipeline.settings import KafkaSettings
+from pipeline.simulate.chat_lines import ABUSIVE, BENIGN
+from pipeline.simulate.produce import SimulationPlan, make_producer, run_simulation, segment_meta
+from pipeline.tail import iter_outputs
+from pipeline.topics import TopicNames
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.models]
+
+
+class Worker:
+    """``streamwarden worker`` in a subprocess, on the test's own topics and consumer group."""
+
+    def __init__(self, names: TopicNames, app_id: str, log_path: Path) -> None:
+        prefix = names.segments.removesuffix("segments")
+        self.env = os.environ | {
+            "SW_KAFKA_TOPIC_PREFIX": prefix,
+            "SW_APP_ID": app_id,
+            "SW_METRICS_PORT": "0",
+            "SW_SEGMENT_BATCH_WAIT_MS": "100",
+            "SW_CHAT_BATCH_WAIT_MS": "50",
+            "SW_COMMIT_INTERVAL_S": "0.5",
+            "SW_LOG_LEVEL": "INFO",
+        }
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker", "--no-apply"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture
+def worker(topics: TopicNames, tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(topics, f"sw-test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
+    w.start()
+    yield w
+    w.stop()
+    print(w.log_path.read_text()[-3000:])  # shown by pytest on failure
+
+
+def collect(
+    kafka: KafkaSettings, names: TopicNames, done: Any, timeout_s: float = 150
+) -> dict[str, list[dict[str, Any]]]:
+    """Read every output topic from the start until ``done(outputs)`` or the deadline."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    deadline = time.monotonic() + timeout_s
+    for role, doc in iter_outputs(kafka, names, from_beginning=True, idle_timeout_s=timeout_s):
+        out[role].append(doc)
+        if done(out) or time.monotonic() > deadline:
+            break
+    return out
+
+
+def produce_chat(kafka: KafkaSettings, names: TopicNames, lines: list[tuple[str, str]]) -> None:
+    producer = make_producer(kafka)
+    for n, (locale, text) in enumerate(lines):
+        doc = {
+            "message_id": f"m{n:03d}",
+            "stream_id": f"stream-{n % 2}",
+            "user_id": f"viewer-{n}",
+            "text": text,
+            "sent_at": iso_ms(datetime.now(UTC)),
+            "locale": locale,
+        }
+        producer.produce(names.chat, key=doc["stream_id"].encode(), value=codec.encode("chat.v1", doc))
+    assert producer.flush(30) == 0
+
+
+def produce_bad_inputs(kafka: KafkaSettings, names: TopicNames, plan: SimulationPlan) -> None:
+    producer = make_producer(kafka)
+    meta = segment_meta(plan, 0, 999, datetime.now(UTC))
+    producer.produce(names.segments, key=b"bad", value=b"\x47" + os.urandom(5000), headers=[("sw-meta", meta)])
+    producer.produce(names.chat, key=b"bad", value=b'{"message_id": "m-bad", "text": 42')
+    assert producer.flush(30) == 0
+
+
+def test_segments_and_chat_give_results_actions_and_dead_letters(
+    kafka: KafkaSettings, topics: TopicNames, worker: Worker
+) -> None:
+    plan = SimulationPlan(streams=2, duration_s=6, segment_ms=2000, chat_per_min=0, realtime=False)
+    # bad inputs first: the worker must keep going after them
+    produce_bad_inputs(kafka, topics, plan)
+    lines = list(BENIGN) + list(ABUSIVE) + list(BENIGN[:3])
+    assert len(lines) == 20
+    produce_chat(kafka, topics, lines)
+    summary = run_simulation(kafka, topics, plan)
+    assert summary.segments == 6 and not summary.errors
+
+    def done(o: dict[str, list[dict[str, Any]]]) -> bool:
+        return len(o["results"]) >= 26 and len(o["dead_letters"]) >= 2 and len(o["actions"]) >= len(ABUSIVE)
+
+    out = collect(kafka, topics, done)
+    assert worker.alive()
+
+    results = out["results"]
+    seg_results = Counter((r["input"]["stream_id"], r["input"]["seq"]) for r in results if r["input"]["kind"] == "segment")
+    chat_results = Counter(r["input"]["message_id"] for r in results if r["input"]["kind"] == "chat")
+    assert seg_results == {(plan.stream_id(s), q): 1 for s in range(2) for q in range(3)}
+    assert chat_results == {f"m{n:03d}": 1 for n in range(20)}
+    for r in results:
+        codec.validate("result.v1", r)
+        if r["input"]["kind"] == "segment":
+            assert r["frames_sampled"] >= 1
+            assert r["models"][0]["name"] == "open_nsfw"
+            assert r["evidence"][0]["segment_seq"] == r["input"]["seq"]
+
+    abusive_ids = {f"m{n:03d}" for n in range(len(BENIGN), len(BENIGN) + len(ABUSIVE))}
+    acted = {a["input"]["message_id"] for a in out["actions"]}
+    assert acted == abusive_ids
+    for a in out["actions"]:
+        codec.validate("action.v1", a)
+        assert a["action"] in ("delete_message", "timeout_user")
+        assert a["rule"] and a["policy_version"]
+
+    reasons = {d["source"]["topic"]: d["reason"] for d in out["dead_letters"]}
+    assert reasons == {topics.segments: "corrupt_media", topics.chat: "schema_invalid"}
+    for d in out["dead_letters"]:
+        codec.validate("dead_letter.v1", d)
+        assert d["payload_b64"]
+
+
+def test_killed_worker_restarts_without_losing_any_input(
+    kafka: KafkaSettings, topics: TopicNames, worker: Worker
+) -> None:
+    """SIGKILL mid-run, restart: every input gets a result; redeliveries reuse the same ids."""
+    plan = SimulationPlan(streams=2, duration_s=16, segment_ms=1000, chat_per_min=90, realtime=True)
+    import threading
+
+    produced: dict[str, Any] = {}
+    producer_thread = threading.Thread(
+        target=lambda: produced.setdefault("summary", run_simulation(kafka, topics, plan))
+    )
+    producer_thread.start()
+    time.sleep(9)
+    worker.stop(signal.SIGKILL)
+    worker.start()
+    producer_thread.join(120)
+    summary = produced["summary"]
+    expected = summary.segments + summary.chat
+
+    def done(o: dict[str, list[dict[str, Any]]]) -> bool:
+        return len({r["id"] for r in o["results"]}) >= expected
+
+    out = collect(kafka, topics, done)
+    ids_by_input: dict[str, set[str]] = defaultdict(set)
+    for r in out["results"]:
+        src = r["input"]
+        ids_by_input[f"{src['stream_id']}/{src.get('seq', src.get('message_id'))}"].add(r["id"])
+    assert len(ids_by_input) == expected == plan.streams * plan.segments_per_stream + summary.chat
+    assert all(len(ids) == 1 for ids in ids_by_input.values()), "a redelivery changed an id"
