@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
@@ -27,15 +27,15 @@ _RETRY_MAX_S = 30.0
 
 def to_record(event: EventT) -> InRecord:
     msg = event.message
-    headers = msg.headers or {}
-    items = headers.items() if isinstance(headers, dict) else headers
+    raw: Any = msg.headers or {}
+    items = raw.items() if isinstance(raw, dict) else raw
     return InRecord(
         topic=msg.topic,
         partition=msg.partition,
         offset=msg.offset,
         key=msg.key,
         value=msg.value,
-        headers={k: bytes(v or b"") for k, v in items},
+        headers={str(k): bytes(v or b"") for k, v in items},
         timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
     )
 
@@ -136,14 +136,18 @@ def create_app(
     @app.agent(segments, concurrency=1, name="segments")
     async def segments_agent(stream: faust.StreamT) -> None:
         within_s = worker.segment_batch_wait_ms / 1000
-        async for events in stream.take_events(worker.segment_batch_max, within=within_s):
+        async for events in cast(faust.Stream, stream).take_events(
+            worker.segment_batch_max, within=within_s
+        ):
             records = [to_record(e) for e in events]
             await handle_batch("segment", records, segment_handler, publisher)
 
     @app.agent(chat, concurrency=1, name="chat")
     async def chat_agent(stream: faust.StreamT) -> None:
         within_s = worker.chat_batch_wait_ms / 1000
-        async for events in stream.take_events(worker.chat_batch_max, within=within_s):
+        async for events in cast(faust.Stream, stream).take_events(
+            worker.chat_batch_max, within=within_s
+        ):
             records = [to_record(e) for e in events]
             await handle_batch("chat", records, chat_handler, publisher)
 

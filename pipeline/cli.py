@@ -126,8 +126,7 @@ def render(role: str, doc: dict[str, Any]) -> str:
     if role == "results":
         style = _ACTION_STYLE.get(doc["decision"], "white")
         return (
-            f"[dim]result[/] {src['stream_id']} {what} [{style}]{doc['decision']}[/] "
-            f"{scores}{text}"
+            f"[dim]result[/] {src['stream_id']} {what} [{style}]{doc['decision']}[/] {scores}{text}"
         )
     if role == "actions":
         style = _ACTION_STYLE.get(doc["action"], "red")

@@ -65,9 +65,11 @@ def run_demo(*, streams: int, duration_s: float, console: Console) -> int:
                 continue
             console.print(render(role, doc), highlight=False)
             _count(seen, role, doc)
-            if seen["segment_results"] >= expected and seen["chat_results"] >= seen["chat_sent"] > 0:
-                if seen["dead_letters"] >= 2:
-                    break
+            if (
+                seen["segment_results"] >= expected
+                and seen["chat_results"] >= seen["chat_sent"] > 0
+            ) and seen["dead_letters"] >= 2:
+                break
         done.set()
 
     watcher = threading.Thread(target=watch, daemon=True)

@@ -12,7 +12,9 @@ BATCH_SIZE = Histogram(
     "sw_batch_records", "Records per agent batch", ["kind"], buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
 BATCH_SECONDS = Histogram(
-    "sw_batch_seconds", "Wall time to handle and publish one batch", ["kind"],
+    "sw_batch_seconds",
+    "Wall time to handle and publish one batch",
+    ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BATCH_RETRIES = Counter("sw_batch_retries_total", "Batches retried after a backend error", ["kind"])

@@ -84,9 +84,7 @@ class SegmentModerator:
                 out.append(dead_letter_record(rec, p, max_payload_bytes=self._dl_max))
                 continue
             n = len(p.media.frames)
-            a = assess_segment(
-                p, scores[i : i + n], models=self._models, policy=self._policy
-            )
+            a = assess_segment(p, scores[i : i + n], models=self._models, policy=self._policy)
             i += n
             out.extend(assessment_records(a))
         return out
@@ -113,7 +111,9 @@ class ChatModerator:
         good = [p for p in parsed if isinstance(p, ChatMessage)]
         loop = asyncio.get_running_loop()
         texts = [m.text for m in good]
-        scored = await loop.run_in_executor(self._executor, self._scorer.score, texts) if texts else []
+        scored = (
+            await loop.run_in_executor(self._executor, self._scorer.score, texts) if texts else []
+        )
         out: list[OutRecord] = []
         it = iter(scored)
         for rec, p in zip(records, parsed, strict=True):

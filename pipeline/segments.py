@@ -1,4 +1,4 @@
-"""Segment stage: metadata + bytes -> sampled frames; frame scores -> assessment. No Kafka inside."""
+"""Segment stage: metadata + bytes -> sampled frames; frame scores -> assessment. No Kafka."""
 
 from __future__ import annotations
 

@@ -48,11 +48,12 @@ def iter_outputs(
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(str(msg.error()))
+                raise RuntimeError(str(err))
             last = time.monotonic()
-            yield by_topic[msg.topic()], orjson.loads(msg.value())
+            yield by_topic[str(msg.topic())], orjson.loads(msg.value() or b"null")
     finally:
         consumer.close()

@@ -80,7 +80,9 @@ def apply_topics(kafka: KafkaSettings, names: TopicNames, *, timeout_s: float = 
     for spec in TOPIC_SPECS:
         name = names.name_of(spec)
         if name not in existing:
-            new.append(NewTopic(name, spec.partitions, kafka.replication_factor, config=spec.config()))
+            new.append(
+                NewTopic(name, spec.partitions, kafka.replication_factor, config=spec.config())
+            )
             changes.append(f"create {name} partitions={spec.partitions}")
             continue
         have = len(existing[name].partitions)

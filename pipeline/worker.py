@@ -52,4 +52,6 @@ def run_worker(worker: WorkerSettings, kafka: KafkaSettings, *, loglevel: str = 
         start_http_server(worker.metrics_port, addr=worker.metrics_host)
         log.info("metrics on http://%s:%d/metrics", worker.metrics_host, worker.metrics_port)
     app = build_app(worker, kafka)
-    faust.Worker(app, loglevel=loglevel, logging_config=logging_config(loglevel)).execute_from_commandline()
+    faust.Worker(
+        app, loglevel=loglevel, logging_config=logging_config(loglevel)
+    ).execute_from_commandline()

@@ -9,5 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 SCHEMA_DIR = Path(__file__).resolve().parent
-SCHEMA_NAMES = ("segment.v1", "chat.v1", "result.v1", "action.v1", "review_task.v1", "dead_letter.v1")
+SCHEMA_NAMES = (
+    "segment.v1",
+    "chat.v1",
+    "result.v1",
+    "action.v1",
+    "review_task.v1",
+    "dead_letter.v1",
+)
 __all__ = ["SCHEMA_DIR", "SCHEMA_NAMES"]

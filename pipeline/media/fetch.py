@@ -106,7 +106,7 @@ def _read_capped(read: Callable[[int], bytes], max_bytes: int, deadline: float |
 class _SafeRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = _MAX_REDIRECTS
 
-    def redirect_request(  # noqa: PLR0917 - the stdlib's signature
+    def redirect_request(
         self,
         req: urllib.request.Request,
         fp: IO[bytes],

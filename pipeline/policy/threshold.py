@@ -83,8 +83,13 @@ def default_policy(version: str) -> ThresholdPolicy:
         rules=(
             Rule("nsfw-blur", "nsfw", act_at=0.80, action="blur", review_at=0.50),
             Rule("nsfw-end", "nsfw", act_at=0.97, action="end_stream"),
-            Rule("chat-toxic-delete", "chat_toxicity", act_at=0.80, action="delete_message",
-                 review_at=0.50),
+            Rule(
+                "chat-toxic-delete",
+                "chat_toxicity",
+                act_at=0.80,
+                action="delete_message",
+                review_at=0.50,
+            ),
             Rule("chat-toxic-timeout", "chat_toxicity", act_at=0.98, action="timeout_user"),
         ),
     )

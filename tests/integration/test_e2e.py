@@ -99,14 +99,18 @@ def produce_chat(kafka: KafkaSettings, names: TopicNames, lines: list[tuple[str,
             "sent_at": iso_ms(datetime.now(UTC)),
             "locale": locale,
         }
-        producer.produce(names.chat, key=doc["stream_id"].encode(), value=codec.encode("chat.v1", doc))
+        producer.produce(
+            names.chat, key=doc["stream_id"].encode(), value=codec.encode("chat.v1", doc)
+        )
     assert producer.flush(30) == 0
 
 
 def produce_bad_inputs(kafka: KafkaSettings, names: TopicNames, plan: SimulationPlan) -> None:
     producer = make_producer(kafka)
     meta = segment_meta(plan, 0, 999, datetime.now(UTC))
-    producer.produce(names.segments, key=b"bad", value=b"\x47" + os.urandom(5000), headers=[("sw-meta", meta)])
+    producer.produce(
+        names.segments, key=b"bad", value=b"\x47" + os.urandom(5000), headers=[("sw-meta", meta)]
+    )
     producer.produce(names.chat, key=b"bad", value=b'{"message_id": "m-bad", "text": 42')
     assert producer.flush(30) == 0
 
@@ -124,14 +128,24 @@ def test_segments_and_chat_give_results_actions_and_dead_letters(
     assert summary.segments == 6 and not summary.errors
 
     def done(o: dict[str, list[dict[str, Any]]]) -> bool:
-        return len(o["results"]) >= 26 and len(o["dead_letters"]) >= 2 and len(o["actions"]) >= len(ABUSIVE)
+        return (
+            len(o["results"]) >= 26
+            and len(o["dead_letters"]) >= 2
+            and len(o["actions"]) >= len(ABUSIVE)
+        )
 
     out = collect(kafka, topics, done)
     assert worker.alive()
 
     results = out["results"]
-    seg_results = Counter((r["input"]["stream_id"], r["input"]["seq"]) for r in results if r["input"]["kind"] == "segment")
-    chat_results = Counter(r["input"]["message_id"] for r in results if r["input"]["kind"] == "chat")
+    seg_results = Counter(
+        (r["input"]["stream_id"], r["input"]["seq"])
+        for r in results
+        if r["input"]["kind"] == "segment"
+    )
+    chat_results = Counter(
+        r["input"]["message_id"] for r in results if r["input"]["kind"] == "chat"
+    )
     assert seg_results == {(plan.stream_id(s), q): 1 for s in range(2) for q in range(3)}
     assert chat_results == {f"m{n:03d}": 1 for n in range(20)}
     for r in results:

@@ -26,12 +26,21 @@ def test_schemas_are_2020_12(name: str) -> None:
         (b"", "empty"),
         (b"not json", "not JSON"),
         (b"[1, 2]", "expected a JSON object"),
-        (b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": 42, '
-         b'"sent_at": "2026-11-25T10:00:00Z"}', "at text"),
-        (b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": "hi", '
-         b'"sent_at": "yesterday"}', "at sent_at"),
-        (b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": "hi", '
-         b'"sent_at": "2026-11-25T10:00:00Z", "extra": 1}', "extra"),
+        (
+            b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": 42, '
+            b'"sent_at": "2026-11-25T10:00:00Z"}',
+            "at text",
+        ),
+        (
+            b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": "hi", '
+            b'"sent_at": "yesterday"}',
+            "at sent_at",
+        ),
+        (
+            b'{"message_id": "m", "stream_id": "s", "user_id": "u", "text": "hi", '
+            b'"sent_at": "2026-11-25T10:00:00Z", "extra": 1}',
+            "extra",
+        ),
     ],
 )
 def test_bad_chat_is_a_schema_error_naming_the_place(raw: bytes, needle: str) -> None:

@@ -69,7 +69,11 @@ def test_dead_letter_carries_source_reason_and_payload() -> None:
     doc = codec.decode("dead_letter.v1", out.value)
     assert doc["reason"] == "corrupt_media"
     assert doc["source"] == {
-        "topic": "segs", "partition": 2, "offset": 7, "key": "s1", "headers": {"sw-meta": "{}"}
+        "topic": "segs",
+        "partition": 2,
+        "offset": 7,
+        "key": "s1",
+        "headers": {"sw-meta": "{}"},
     }
     assert base64.b64decode(doc["payload_b64"]) == b"\x00garbage"
     assert doc["payload_ref"] == "kafka://segs/2/7"
