@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def kafka() -> KafkaSettings:
-    """A reachable broker: ``SW_KAFKA_BOOTSTRAP_SERVERS`` if set, else the project's local one."""
-    if "SW_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        subprocess.run([ROOT / "deploy" / "kafka" / "kafka.sh", "up"], check=True, timeout=600)
-    return KafkaSettings()
+    """A reachable broker: ``SW_KAFKA_BOOTSTRAP_SERVERS`` if set, else the project's local one
+    (started when it is not running; ``KAFKA_PORT`` picks its port)."""
+    if "SW_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        return KafkaSettings()
+    subprocess.run([ROOT / "deploy" / "kafka" / "kafka.sh", "up"], check=True, timeout=600)
+    return KafkaSettings(bootstrap_servers=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
 
 
 @pytest.fixture

@@ -30,9 +30,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.models]
 class Worker:
     """``streamwarden worker`` in a subprocess, on the test's own topics and consumer group."""
 
-    def __init__(self, names: TopicNames, app_id: str, log_path: Path) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, names: TopicNames, app_id: str, log_path: Path
+    ) -> None:
         prefix = names.segments.removesuffix("segments")
         self.env = os.environ | {
+            "SW_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "SW_KAFKA_TOPIC_PREFIX": prefix,
             "SW_APP_ID": app_id,
             "SW_METRICS_PORT": "0",
@@ -67,8 +70,8 @@ class Worker:
 
 
 @pytest.fixture
-def worker(topics: TopicNames, tmp_path: Path) -> Iterator[Worker]:
-    w = Worker(topics, f"sw-test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
+def worker(kafka: KafkaSettings, topics: TopicNames, tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(kafka, topics, f"sw-test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
     w.start()
     yield w
     w.stop()

@@ -1,0 +1,53 @@
+"""Topic declarations applied to the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from pipeline.settings import KafkaSettings
+from pipeline.topics import TOPIC_SPECS, TopicNames, apply_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def test_apply_creates_every_topic_then_is_a_no_op(kafka: KafkaSettings) -> None:
+    names = TopicNames.with_prefix(f"test-{uuid.uuid4().hex[:10]}.")
+    first = apply_topics(kafka, names)
+    assert len(first) == len(TOPIC_SPECS)
+    assert apply_topics(kafka, names) == []
+
+    admin = AdminClient(kafka.confluent_config())
+    meta = admin.list_topics(timeout=10).topics
+    for spec in TOPIC_SPECS:
+        name = names.name_of(spec)
+        assert len(meta[name].partitions) == spec.partitions
+        res = ConfigResource(ConfigResource.Type.TOPIC, name)
+        configs = admin.describe_configs([res])[res].result(timeout=10)
+        for key, value in spec.config().items():
+            assert configs[key].value == value, (name, key)
+
+
+def test_apply_grows_partitions_of_an_existing_topic(kafka: KafkaSettings) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    names = TopicNames.with_prefix(f"test-{uuid.uuid4().hex[:10]}.")
+    admin = AdminClient(kafka.confluent_config())
+    admin.create_topics([NewTopic(names.chat, 1, 1)])[names.chat].result(timeout=10)
+    changes = apply_topics(kafka, names)
+    assert f"grow {names.chat} partitions 1->6" in changes
+    deadline = time.monotonic() + 15  # metadata catches up with the controller shortly after
+    while len(admin.list_topics(names.chat, timeout=10).topics[names.chat].partitions) != 6:
+        assert time.monotonic() < deadline, "partitions never grew"
+        time.sleep(0.2)
+
+
+def test_unreachable_broker_is_a_clear_config_error() -> None:
+    from pipeline.errors import ConfigError
+
+    bad = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(ConfigError, match="cannot reach Kafka"):
+        apply_topics(bad, TopicNames.with_prefix("x."), timeout_s=2)
