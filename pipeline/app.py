@@ -1,6 +1,11 @@
 """The Faust app: thin wiring. Agents turn events into ``InRecord``s, call a moderator, publish
-the outputs and wait for the broker's acknowledgements; only then does ``take_events`` ack the
-batch, so the committed offset never passes an input whose outputs are not durable.
+the outputs and wait for the broker's acknowledgements; only then are the events acked.
+
+``take_events`` acks a batch in a ``finally`` even when the loop body failed or was cancelled
+(at shutdown), which would let the commit pass inputs whose outputs were never published. So
+each event's message gets one extra reference while its batch is in flight: take_events' own
+ack then only drops that to one, and the final ack, the one that makes the offset committable,
+is ours, after the outputs are durable. A batch that never completes is redelivered.
 """
 
 from __future__ import annotations
@@ -89,7 +94,12 @@ class Publisher:
 async def handle_batch(
     kind: str, records: Sequence[InRecord], handler: Handler, publisher: Publisher
 ) -> None:
-    """Handle and publish one batch, retrying backend errors with capped backoff (never drops)."""
+    """Handle and publish one batch, retrying failures with capped backoff (never drops).
+
+    Bad input never gets here as an exception (it is a dead letter already); what does is a
+    backend or broker failure, or a bug: the batch is retried, holding its partitions, and the
+    retries are counted in ``sw_batch_retries_total``.
+    """
     metrics.RECORDS_IN.labels(kind).inc(len(records))
     metrics.BATCH_SIZE.labels(kind).observe(len(records))
     delay_s = 0.5
@@ -99,11 +109,32 @@ async def handle_batch(
                 outputs = await handler(records)
                 await publisher.publish(outputs)
             return
-        except InferenceError as exc:
+        except Exception as exc:
             metrics.BATCH_RETRIES.labels(kind).inc()
-            log.warning("%s batch of %d: %s; retrying in %.1fs", kind, len(records), exc, delay_s)
+            log.warning(
+                "%s batch of %d failed: %r; retrying in %.1fs",
+                kind,
+                len(records),
+                exc,
+                delay_s,
+                exc_info=not isinstance(exc, InferenceError),
+            )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, _RETRY_MAX_S)
+
+
+async def _process(
+    stream: faust.StreamT,
+    events: Sequence[EventT],
+    kind: str,
+    handler: Handler,
+    publisher: Publisher,
+) -> None:
+    for event in events:  # hold the offsets until the outputs are acknowledged (module doc)
+        event.message.incref()
+    await handle_batch(kind, [to_record(e) for e in events], handler, publisher)
+    for event in events:
+        await stream.ack(event)
 
 
 def create_app(
@@ -139,8 +170,7 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.segment_batch_max, within=within_s
         ):
-            records = [to_record(e) for e in events]
-            await handle_batch("segment", records, segment_handler, publisher)
+            await _process(stream, events, "segment", segment_handler, publisher)
 
     @app.agent(chat, concurrency=1, name="chat")
     async def chat_agent(stream: faust.StreamT) -> None:
@@ -148,7 +178,6 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.chat_batch_max, within=within_s
         ):
-            records = [to_record(e) for e in events]
-            await handle_batch("chat", records, chat_handler, publisher)
+            await _process(stream, events, "chat", chat_handler, publisher)
 
     return app

@@ -44,6 +44,7 @@ class Worker:
             "SW_COMMIT_INTERVAL_S": "0.5",
             "SW_LOG_LEVEL": "INFO",
         }
+        self.app_id = app_id
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -172,11 +173,39 @@ def test_segments_and_chat_give_results_actions_and_dead_letters(
         codec.validate("dead_letter.v1", d)
         assert d["payload_b64"]
 
+    # every input processed -> the group's committed offsets reach the end of both input topics
+    assert_committed_to_end(kafka, worker.app_id, [topics.segments, topics.chat])
+
+
+def assert_committed_to_end(kafka: KafkaSettings, group: str, topic_names: list[str]) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(kafka.confluent_config() | {"group.id": group})
+    try:
+        meta = consumer.list_topics(timeout=10).topics
+        parts = [TopicPartition(t, p) for t in topic_names for p in meta[t].partitions]
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp)[1] for tp in parts}
+        deadline = time.monotonic() + 20
+        while True:
+            committed = {
+                (tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=10)
+            }
+            lagging = {
+                k: (committed[k], end) for k, end in ends.items() if max(committed[k], 0) < end
+            }
+            if not lagging or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert not lagging, f"offsets not committed to the end: {lagging}"
+    finally:
+        consumer.close()
+
 
 def test_killed_worker_restarts_without_losing_any_input(
     kafka: KafkaSettings, topics: TopicNames, worker: Worker
 ) -> None:
-    """SIGKILL mid-run, restart: every input gets a result; redeliveries reuse the same ids."""
+    """SIGTERM then SIGKILL mid-run, each followed by a restart: every input gets a result and
+    redeliveries reuse the same ids."""
     plan = SimulationPlan(streams=2, duration_s=16, segment_ms=1000, chat_per_min=90, realtime=True)
     import threading
 
@@ -185,7 +214,10 @@ def test_killed_worker_restarts_without_losing_any_input(
         target=lambda: produced.setdefault("summary", run_simulation(kafka, topics, plan))
     )
     producer_thread.start()
-    time.sleep(9)
+    time.sleep(6)
+    worker.stop(signal.SIGTERM)  # graceful stop mid-batch: must not commit unpublished inputs
+    worker.start()
+    time.sleep(6)
     worker.stop(signal.SIGKILL)
     worker.start()
     producer_thread.join(120)
