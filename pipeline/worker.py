@@ -6,7 +6,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
-from prometheus_client import start_http_server
 
 from inference.frames import FrameScorer, load_frame_model
 from inference.onnx_backend import EmbeddedOnnxBackend
@@ -14,15 +13,19 @@ from inference.text import ChatScorer
 from pipeline.app import create_app
 from pipeline.logs import logging_config
 from pipeline.moderator import ChatModerator, SegmentModerator
+from pipeline.observability import Health, serve, watch_lag
 from pipeline.outputs import ModelRef
 from pipeline.policy.threshold import default_policy
 from pipeline.segments import SegmentStage
 from pipeline.settings import KafkaSettings, WorkerSettings
+from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
 
-def build_app(worker: WorkerSettings, kafka: KafkaSettings) -> faust.App:
+def build_app(
+    worker: WorkerSettings, kafka: KafkaSettings, health: Health | None = None
+) -> faust.App:
     executor = ThreadPoolExecutor(worker.decode_threads, thread_name_prefix="sw-decode")
     policy = default_policy(worker.policy_version)
     nsfw = load_frame_model("open_nsfw")
@@ -44,14 +47,18 @@ def build_app(worker: WorkerSettings, kafka: KafkaSettings) -> faust.App:
         executor,
         dead_letter_max_payload_bytes=worker.dead_letter_max_payload_bytes,
     )
-    return create_app(worker, kafka, segment_handler=segments.handle, chat_handler=chats.handle)
+    return create_app(
+        worker, kafka, segment_handler=segments.handle, chat_handler=chats.handle, health=health
+    )
 
 
 def run_worker(worker: WorkerSettings, kafka: KafkaSettings, *, loglevel: str = "info") -> None:
+    health = Health()
     if worker.metrics_port:
-        start_http_server(worker.metrics_port, addr=worker.metrics_host)
-        log.info("metrics on http://%s:%d/metrics", worker.metrics_host, worker.metrics_port)
-    app = build_app(worker, kafka)
+        serve(health, worker.metrics_host, worker.metrics_port)
+        names = TopicNames.with_prefix(kafka.topic_prefix)
+        watch_lag(kafka, worker.app_id, [names.segments, names.chat])
+    app = build_app(worker, kafka, health)
     faust.Worker(
         app, loglevel=loglevel, logging_config=logging_config(loglevel)
     ).execute_from_commandline()
