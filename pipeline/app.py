@@ -20,6 +20,7 @@ from faust.types import EventT
 
 from pipeline import metrics
 from pipeline.errors import InferenceError
+from pipeline.observability import Health
 from pipeline.records import InRecord, OutRecord
 from pipeline.settings import KafkaSettings, WorkerSettings
 from pipeline.topics import SEGMENT_MAX_MESSAGE_BYTES, TopicNames
@@ -143,6 +144,7 @@ def create_app(
     *,
     segment_handler: Handler,
     chat_handler: Handler,
+    health: Health | None = None,
 ) -> faust.App:
     names = TopicNames.with_prefix(kafka.topic_prefix)
     app = faust.App(
@@ -161,6 +163,16 @@ def create_app(
         stream_buffer_maxsize=4 * max(worker.segment_batch_max, worker.chat_batch_max),
     )
     publisher = Publisher(app, names)
+    if health is not None:
+
+        @app.timer(interval=1.0)
+        async def heartbeat() -> None:  # liveness: the event loop is not blocked
+            health.beat()
+
+        async def startup_finished() -> None:
+            health.set_ready(True)
+
+        app.on_startup_finished = startup_finished
     segments = app.topic(names.segments, key_serializer="raw", value_serializer="raw")
     chat = app.topic(names.chat, key_serializer="raw", value_serializer="raw")
 
