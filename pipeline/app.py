@@ -144,8 +144,10 @@ def create_app(
     *,
     segment_handler: Handler,
     chat_handler: Handler,
+    control_handler: Handler | None = None,
     health: Health | None = None,
 ) -> faust.App:
+    """``control_handler`` defaults to applying sampling overrides to the process's map."""
     names = TopicNames.with_prefix(kafka.topic_prefix)
     app = faust.App(
         worker.app_id,
@@ -192,4 +194,27 @@ def create_app(
         ):
             await _process(stream, events, "chat", chat_handler, publisher)
 
+    # acks=False: offsets never committed, so each start re-reads the compacted overrides.
+    control = app.topic(names.control, key_serializer="raw", value_serializer="raw", acks=False)
+    on_control = control_handler or _sampling_control(worker, kafka, names.control)
+
+    @app.agent(control, concurrency=1, name="control")
+    async def control_agent(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(100, within=0.1):
+            await handle_batch("control", [to_record(e) for e in events], on_control, publisher)
+
     return app
+
+
+def _sampling_control(worker: WorkerSettings, kafka: KafkaSettings, topic: str) -> Handler:
+    """The process's overrides, read to the end of the topic now, before any agent runs."""
+    from pipeline.media.control import PROCESS_OVERRIDES, SamplingControl, read_to_end
+    from pipeline.segments import sampling_config
+
+    control = SamplingControl(
+        PROCESS_OVERRIDES,
+        sampling_config(worker),
+        dead_letter_max_payload_bytes=worker.dead_letter_max_payload_bytes,
+    )
+    control.replay(read_to_end(kafka, topic))
+    return control.handle

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from pipeline.cli_media import bank_app, inspect
 from pipeline.errors import StreamwardenError
 from pipeline.logs import setup_logging
 from pipeline.settings import KafkaSettings, WorkerSettings
@@ -18,6 +19,8 @@ from pipeline.topics import TopicNames, apply_topics
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic declarations.")
 app.add_typer(topics_app, name="topics")
+app.add_typer(bank_app, name="bank")
+app.command()(inspect)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 

@@ -117,3 +117,23 @@ class UnexpectedInputError(InputError):
     """A parser or decoder failed in a way nobody foresaw: still the input's dead letter."""
 
     reason = "internal_error"
+
+
+class ModelNotFound(InferenceError):
+    """The inference server does not serve a model of that name (or it is not loaded)."""
+
+
+class BackendUnavailable(InferenceError):
+    """The inference server cannot be reached (refused, reset, UNAVAILABLE) after retries."""
+
+
+class SignatureMismatch(InferenceError):
+    """The inputs do not match the served model's signature (names, dtype, shape, batch size)."""
+
+
+class InferenceTimeout(InferenceError):
+    """The inference server did not answer within the call's timeout."""
+
+
+class CircuitOpen(BackendUnavailable):
+    """Failing fast: the circuit breaker is open after repeated backend failures."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_IN = Counter("sw_records_in_total", "Input records consumed", ["kind"])
 RECORDS_OUT = Counter("sw_records_out_total", "Records published and acknowledged", ["topic"])
@@ -18,3 +18,21 @@ BATCH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BATCH_RETRIES = Counter("sw_batch_retries_total", "Batches retried after a backend error", ["kind"])
+
+# Media stage: sampling, near-duplicate suppression, hash-bank matching.
+FRAMES_SAMPLED = Counter(
+    "sw_frames_sampled_total", "Frames sampled from segments", ["strategy", "overridden"]
+)
+FRAMES_INFERRED = Counter("sw_frames_inferred_total", "Sampled frames sent to the frame models")
+FRAMES_DEDUPLICATED = Counter(
+    "sw_frames_deduplicated_total",
+    "Sampled frames that reused a near-identical frame's scores (PDQ) instead of inference",
+)
+HASH_MATCHES = Counter(
+    "sw_hash_matches_total", "Sampled frames matching the hash bank", ["bank_category"]
+)
+HASH_BANK_ENTRIES = Gauge("sw_hash_bank_entries", "Entries in the loaded hash bank")
+SAMPLING_OVERRIDES = Gauge("sw_sampling_overrides", "Streams with a sampling override")
+SAMPLING_BOOSTS = Counter(
+    "sw_sampling_boosts_total", "Segments whose scores boosted adaptive sampling"
+)

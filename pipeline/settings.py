@@ -60,8 +60,28 @@ class WorkerSettings(BaseSettings):
     decode_threads: int = Field(default=2, ge=1)
     onnx_threads: int = Field(default=2, ge=1)
     frame_batch_max: int = Field(default=16, ge=1)
-    sampling: Literal["keyframes", "fps"] = "keyframes"
-    sample_fps: float = Field(default=1.0, gt=0)
+    sampling: Literal["keyframes", "fps", "scene", "adaptive"] = Field(
+        default="keyframes", description="default sampling; the control topic overrides per stream"
+    )
+    sample_fps: float = Field(default=1.0, gt=0, le=30, description="fps strategy's rate")
+    scene_threshold: float = Field(
+        default=12.0, gt=0, le=255, description="mean abs luma diff (0-255) of 64x64 thumbnails"
+    )
+    scene_check_fps: float = Field(default=5.0, gt=0, le=30)
+    adaptive_fps: float = Field(default=5.0, gt=0, le=30, description="rate while boosted")
+    adaptive_trigger_score: float = Field(
+        default=0.35, ge=0, le=1, description="a segment score >= this boosts adaptive sampling"
+    )
+    adaptive_hold_s: float = Field(default=30.0, ge=0, description="stream time a boost lasts")
+    stream_state_max: int = Field(default=10_000, ge=1, description="streams with kept state")
+    dedup_enabled: bool = True
+    dedup_max_hamming: int = Field(
+        default=8, ge=0, le=256, description="PDQ distance to the last inferred frame to reuse"
+    )
+    dedup_max_age_s: float = Field(default=30.0, ge=0, description="oldest reusable scores")
+    pdq_min_quality: int = Field(default=50, ge=0, le=100, description="PDQ quality to trust")
+    hash_bank_path: Path | None = Field(default=None, description="JSONL bank of PDQ hashes")
+    hash_match_max_hamming: int = Field(default=31, ge=0, le=256)
     frame_max_side_px: int = Field(default=448, ge=32)
     segment_max_bytes: int = 16 * 1024 * 1024
     segment_max_width_px: int = 3840

@@ -32,12 +32,14 @@ class TopicSpec:
     retention_ms: int
     max_message_bytes: int = 1024 * 1024
     compression: str = "producer"
+    cleanup_policy: str = "delete"
 
     def config(self) -> dict[str, str]:
         return {
             "retention.ms": str(self.retention_ms),
             "max.message.bytes": str(self.max_message_bytes),
             "compression.type": self.compression,
+            "cleanup.policy": self.cleanup_policy,
         }
 
 
@@ -48,6 +50,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("actions", "enforcement-actions", 6, 30 * _DAY_MS),
     TopicSpec("review", "review-tasks", 3, 30 * _DAY_MS, 4 * 1024 * 1024),
     TopicSpec("dead_letters", "dead-letters", 3, 14 * _DAY_MS, SEGMENT_MAX_MESSAGE_BYTES),
+    # Per-stream overrides, latest per key kept. As many partitions as `segments`: Faust
+    # co-partitions topics of equal size, so a worker reads the overrides of its own streams.
+    TopicSpec("control", "control", 6, -1, 64 * 1024, cleanup_policy="compact"),
 )
 
 
@@ -59,6 +64,7 @@ class TopicNames:
     actions: str
     review: str
     dead_letters: str
+    control: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:

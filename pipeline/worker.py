@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
-from inference.frames import FrameScorer, load_frame_model
+from inference.batcher import MicroBatcher
 from inference.onnx_backend import EmbeddedOnnxBackend
+from inference.registry import load_registry
+from inference.scoring import MultiFrameScorer
 from inference.text import ChatScorer
 from pipeline.app import create_app
 from pipeline.logs import logging_config
@@ -28,14 +30,18 @@ def build_app(
 ) -> faust.App:
     executor = ThreadPoolExecutor(worker.decode_threads, thread_name_prefix="sw-decode")
     policy = default_policy(worker.policy_version)
-    nsfw = load_frame_model("open_nsfw")
-    backend = EmbeddedOnnxBackend({nsfw.name: nsfw.onnx_path}, intra_op_threads=worker.onnx_threads)
-    frames = FrameScorer(backend, nsfw, max_batch=worker.frame_batch_max)
+    registry = load_registry()  # the shipped inference/models.yaml
+    # OCR stays off here until the segment moderator calls frames.analyze_segments.
+    backend = EmbeddedOnnxBackend(
+        registry.onnx_files(ocr=False), intra_op_threads=worker.onnx_threads
+    )
+    batcher = MicroBatcher(backend, registry.batching, per_model=registry.per_model_batching)
+    frames = MultiFrameScorer(batcher, registry.frame_models, max_batch=worker.frame_batch_max)
     chat = ChatScorer()
     segments = SegmentModerator(
         SegmentStage(worker),
         frames,
-        (ModelRef(nsfw.name, nsfw.version),),
+        tuple(ModelRef(name, version) for name, version in frames.model_versions),
         policy,
         executor,
         dead_letter_max_payload_bytes=worker.dead_letter_max_payload_bytes,

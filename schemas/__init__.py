@@ -16,5 +16,9 @@ SCHEMA_NAMES = (
     "action.v1",
     "review_task.v1",
     "dead_letter.v1",
+    "control.v1",
+    "review_verdict.v1",
+    "dsa_statement.v1",
+    "policy.v1",
 )
 __all__ = ["SCHEMA_DIR", "SCHEMA_NAMES"]

@@ -83,6 +83,7 @@ def default_policy(version: str) -> ThresholdPolicy:
         rules=(
             Rule("nsfw-blur", "nsfw", act_at=0.80, action="blur", review_at=0.50),
             Rule("nsfw-end", "nsfw", act_at=0.97, action="end_stream"),
+            Rule("hash-match-end", "hash_match", act_at=1.0, action="end_stream"),  # PDQ bank
             Rule(
                 "chat-toxic-delete",
                 "chat_toxicity",

@@ -38,8 +38,12 @@ class _EncoderSpec:
     containers: frozenset[str]
 
 
-def _x26x_params(gop_frames: int) -> str:
-    return f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0"
+def _x26x_params(gop_frames: int, bitrate_bps: int | None = None) -> str:
+    params = f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0"
+    if bitrate_bps is not None:  # average bitrate, held near the target by a 1 s VBV buffer
+        kbps = max(1, bitrate_bps // 1000)
+        params += f":bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+    return params
 
 
 # codec -> (FFmpeg encoder, containers it may go into)
@@ -69,7 +73,9 @@ def encoder_available(codec: str) -> bool:
     return entry is not None and entry[0] in av.codecs_available
 
 
-def _encoder_spec(codec: str, fps: int, gop_frames: int) -> _EncoderSpec:
+def _encoder_spec(
+    codec: str, fps: int, gop_frames: int, bitrate_bps: int | None = None
+) -> _EncoderSpec:
     entry = SYNTH_CODECS.get(codec)
     if entry is None:
         raise UnsupportedCodec(
@@ -83,13 +89,13 @@ def _encoder_spec(codec: str, fps: int, gop_frames: int) -> _EncoderSpec:
         options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "x264-params": _x26x_params(gop_frames),
+            "x264-params": _x26x_params(gop_frames, bitrate_bps),
         }
     elif encoder == "libx265":
         options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "x265-params": _x26x_params(gop_frames) + ":log-level=error",
+            "x265-params": _x26x_params(gop_frames, bitrate_bps) + ":log-level=error",
         }
     elif encoder in ("libvpx", "libvpx-vp9"):
         options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
@@ -151,6 +157,26 @@ def _draw_frame(
     return img
 
 
+_GRAIN_MARGIN_PX = 64
+
+
+def _grain_field(width: int, height: int, seed: int, sigma: float) -> npt.NDArray[np.int16]:
+    """Gaussian grain a little larger than the frame; each frame reads it at another offset."""
+    rng = np.random.default_rng(seed)
+    shape = (height + _GRAIN_MARGIN_PX, width + _GRAIN_MARGIN_PX, 1)
+    return np.rint(rng.normal(0.0, sigma, shape)).astype(np.int16)
+
+
+def _add_grain(
+    img: npt.NDArray[np.uint8], field: npt.NDArray[np.int16], frame_index: int
+) -> npt.NDArray[np.uint8]:
+    height, width = img.shape[:2]
+    dy = (frame_index * 37) % _GRAIN_MARGIN_PX
+    dx = (frame_index * 53 + 11) % _GRAIN_MARGIN_PX
+    noisy = img + field[dy : dy + height, dx : dx + width]  # int16: no wrap-around
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
 def encode_segment(
     *,
     stream_id: str,
@@ -163,12 +189,23 @@ def encode_segment(
     text: str | None = None,
     codec: str = "h264",
     container: str = "mpegts",
+    bitrate_bps: int | None = None,
+    grain: float = 0.0,
 ) -> bytes:
     """Encode one synthetic, independently decodable segment and return its bytes.
 
+    ``bitrate_bps``: a target average bitrate (x264/x265: ABR with a 1 s VBV buffer; other
+    encoders: their own rate control); None: constant quality (x264's CRF 23).
+    ``grain``: camera-like noise, the standard deviation in 8-bit levels of a grain that
+    moves every frame (0: clean). Clean synthetic motion costs an encoder almost nothing
+    between key frames; with grain 2, 720p30 fills 3 Mbit/s like a camera would.
     Raises UnsupportedCodec / UnsupportedContainer when this FFmpeg build
     cannot make the requested combination, ValueError on bad sizes.
     """
+    if bitrate_bps is not None and bitrate_bps < 1000:
+        raise ValueError(f"bitrate_bps must be >= 1000, got {bitrate_bps}")
+    if not 0 <= grain <= 64:
+        raise ValueError(f"grain must be in [0, 64], got {grain}")
     if width < 2 or height < 2 or fps < 1 or duration_ms < 1 or seq < 0:
         raise ValueError(
             f"bad segment shape {width}x{height} fps={fps} duration_ms={duration_ms} seq={seq}"
@@ -181,7 +218,7 @@ def encode_segment(
         raise UnsupportedContainer(
             f"synth cannot write container {container!r}; known: {sorted(SYNTH_CONTAINERS)}"
         )
-    spec = _encoder_spec(codec, fps, gop)
+    spec = _encoder_spec(codec, fps, gop, bitrate_bps)
     if spec.encoder in ("libx264", "libx265") and (width % 2 or height % 2):
         raise ValueError(f"{spec.encoder} with yuv420p needs even dimensions, got {width}x{height}")
     if container not in spec.containers:
@@ -193,6 +230,7 @@ def encode_segment(
     seed = _seed(stream_id, seq)
     base = _base_gradient(width, height, seed)
     labels = [f"{stream_id} seq {seq}"] + ([text] if text else [])
+    noise = _grain_field(width, height, seed, grain) if grain > 0 else None
 
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=muxer, options=dict(mux_options)) as out:
@@ -205,10 +243,14 @@ def encode_segment(
         stream.time_base = Fraction(1, fps)
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = 0
+        if bitrate_bps is not None:
+            stream.codec_context.bit_rate = bitrate_bps
         for i in range(n_frames):
             img = _draw_frame(
                 base, width=width, height=height, seed=seed, frame_index=i, labels=labels
             )
+            if noise is not None:
+                img = _add_grain(img, noise, i)
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts = first_pts + i
             frame.time_base = Fraction(1, fps)

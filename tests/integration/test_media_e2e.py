@@ -1,0 +1,140 @@
+"""The media stage in the worker on the real broker: a hash-bank match ends a stream on its
+own, a control record changes a stream's sampling at run time, a bad one is a dead letter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import orjson
+import pytest
+
+from pipeline import codec
+from pipeline.media.bank import read_bank
+from pipeline.media.decode import MediaLimits, decode_segment
+from pipeline.records import iso_ms
+from pipeline.segments import META_HEADER
+from pipeline.settings import KafkaSettings
+from pipeline.simulate.produce import make_producer
+from pipeline.simulate.synth import encode_segment
+from pipeline.topics import TopicNames
+from tests.integration.test_e2e import Worker, collect
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.models]
+
+
+def synth(stream_id: str) -> bytes:
+    return encode_segment(
+        stream_id=stream_id, seq=0, width=640, height=360, fps=30, duration_ms=2000
+    )
+
+
+def meta(stream_id: str, seq: int = 0) -> bytes:
+    doc = {
+        "stream_id": stream_id,
+        "seq": seq,
+        "started_at": iso_ms(datetime.now(UTC)),
+        "duration_ms": 2000,
+        "container": "mpegts",
+        "codec": "h264",
+    }
+    return codec.encode("segment.v1", doc)
+
+
+@pytest.fixture
+def bank(tmp_path: Path) -> tuple[Path, bytes]:
+    """A bank holding the first frame of a segment (full size PNG, added with the CLI)."""
+    data = synth("banned")
+    frame = decode_segment(data, "mpegts", limits=MediaLimits()).frames[0].image
+    png = tmp_path / "known.png"
+    assert cv2.imwrite(str(png), frame)
+    path = tmp_path / "bank.jsonl"
+    cli = [sys.executable, "-m", "pipeline.cli", "bank", "add", "--bank", str(path)]
+    subprocess.run([*cli, "--category", "csam", str(png)], check=True, timeout=60)
+    return path, data
+
+
+@pytest.fixture
+def worker(
+    kafka: KafkaSettings, topics: TopicNames, tmp_path: Path, bank: tuple[Path, bytes]
+) -> Iterator[Worker]:
+    w = Worker(kafka, topics, f"sw-test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
+    w.env["SW_HASH_BANK_PATH"] = str(bank[0])
+    w.start()
+    yield w
+    w.stop()
+    print(w.log_path.read_text()[-3000:])  # shown by pytest on failure
+
+
+def results_for(out: dict[str, list[dict[str, Any]]], stream_id: str) -> list[dict[str, Any]]:
+    return [r for r in out["results"] if r["input"]["stream_id"] == stream_id]
+
+
+def test_hash_match_control_override_and_bad_control(
+    kafka: KafkaSettings, topics: TopicNames, worker: Worker, bank: tuple[Path, bytes]
+) -> None:
+    bank_path, banned = bank
+    (entry,) = read_bank(bank_path).entries
+    producer = make_producer(kafka)
+    control = {
+        "stream_id": "dense",
+        "sampling": {"strategy": "fps", "fps": 5},
+        "updated_at": iso_ms(datetime.now(UTC)),
+    }
+    bad = {**control, "sampling": {"strategy": "fps", "fps": 500}}
+    producer.produce(topics.control, key=b"dense", value=orjson.dumps(bad))
+    producer.produce(topics.control, key=b"dense", value=codec.encode("control.v1", control))
+    producer.produce(
+        topics.segments, key=b"banned", value=banned, headers=[(META_HEADER, meta("banned"))]
+    )
+    assert producer.flush(30) == 0
+
+    first = collect(
+        kafka,
+        topics,
+        lambda o: bool(results_for(o, "banned")) and bool(o["actions"]) and bool(o["dead_letters"]),
+    )
+    assert worker.alive()
+    (result,) = results_for(first, "banned")
+    codec.validate("result.v1", result)
+    assert (result["decision"], result["category"], result["rule"]) == (
+        "end_stream",
+        "hash_match",
+        "hash-match-end",
+    )
+    assert result["scores"]["hash_match"] == 1.0 and "nsfw" in result["scores"]
+    evidence = result["evidence"][0]
+    assert (evidence["hash_id"], evidence["hash_category"]) == (entry.id, "csam")
+    assert evidence["hamming"] <= 31 and evidence["frame_pts_ms"] == 0
+    assert result["frames_sampled"] == 1 and result["frames_deduplicated"] == 0
+    (action,) = first["actions"]
+    assert action["result_id"] == result["id"] and action["evidence"][0]["hash_id"] == entry.id
+    (dead,) = first["dead_letters"]
+    assert (dead["source"]["topic"], dead["reason"]) == (topics.control, "schema_invalid")
+
+    # The good control record sat right behind the bad one: the override is in place.
+    data = synth("dense")
+    producer.produce(
+        topics.segments, key=b"dense", value=data, headers=[(META_HEADER, meta("dense"))]
+    )
+    assert producer.flush(30) == 0
+    second = collect(kafka, topics, lambda o: bool(results_for(o, "dense")))
+    (dense,) = results_for(second, "dense")
+    assert dense["frames_sampled"] == 10  # 5 fps for 2 s, not the default's one key frame
+    assert dense["decision"] == "allow" and "hash_match" not in dense["scores"]
+
+    # Control offsets are never committed: a restarted worker re-reads the override.
+    worker.stop()
+    worker.start()
+    producer.produce(
+        topics.segments, key=b"dense", value=data, headers=[(META_HEADER, meta("dense", 1))]
+    )
+    assert producer.flush(30) == 0
+    third = collect(kafka, topics, lambda o: len(results_for(o, "dense")) >= 2)
+    assert [r["frames_sampled"] for r in results_for(third, "dense")] == [10, 10]
