@@ -44,7 +44,9 @@ triton-down:
 topics: install kafka-up
 	$(BIN)/streamwarden topics apply
 
+# `make demo SW_INFERENCE_BACKEND=triton` serves the models from a local Triton server instead
 demo: install kafka-up
+	@if [ "$$SW_INFERENCE_BACKEND" = triton ]; then deploy/triton/triton.sh up; fi
 	$(BIN)/streamwarden demo
 
 worker: install kafka-up
@@ -71,6 +73,11 @@ lint: install
 fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench-decode: install
+	$(BIN)/python benchmarks/decode_bench.py
+
+bench: bench-decode
 
 clean: kafka-down
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

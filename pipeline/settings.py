@@ -59,6 +59,13 @@ class WorkerSettings(BaseSettings):
     chat_batch_wait_ms: int = Field(default=100, ge=1)
     decode_threads: int = Field(default=2, ge=1)
     onnx_threads: int = Field(default=2, ge=1)
+    inference_backend: Literal["onnx", "triton"] = "onnx"
+    triton_url: str = "127.0.0.1:8001"
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    triton_shared_memory: bool = False
+    triton_timeout_s: float = Field(default=10.0, gt=0)
+    triton_retries: int = Field(default=8, ge=0)
+    model_registry_path: Path | None = None
     frame_batch_max: int = Field(default=16, ge=1)
     sampling: Literal["keyframes", "fps", "scene", "adaptive"] = Field(
         default="keyframes", description="default sampling; the control topic overrides per stream"

