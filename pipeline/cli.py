@@ -1,4 +1,4 @@
-"""``streamwarden`` command line: worker, topics, simulate, tail, demo."""
+"""streamwarden: real-time moderation of livestream segments and chat on Kafka."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.cli_media import bank_app, inspect
+from pipeline.cli_scan import scan
 from pipeline.errors import StreamwardenError
 from pipeline.logs import setup_logging
 from pipeline.settings import KafkaSettings, WorkerSettings
@@ -21,6 +22,7 @@ topics_app = typer.Typer(no_args_is_help=True, help="Topic declarations.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(bank_app, name="bank")
 app.command()(inspect)
+app.command()(scan)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
