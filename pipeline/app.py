@@ -1,5 +1,14 @@
-"""The Faust app: thin wiring. Agents turn events into ``InRecord``s, call a moderator, publish
-the outputs and wait for the broker's acknowledgements; only then are the events acked.
+"""The Faust app: thin wiring. Agents turn events into ``InRecord``s, call a handler, publish
+the outputs and wait for the broker's acknowledgements, then save the handler's state in the
+Faust tables and wait for the changelog's; only then are the events acked.
+
+Agents (each ``concurrency=1``, batches from ``take_events``):
+
+    segments  sw.segments         -> results, actions, review tasks, DSA, strikes feed
+    chat      sw.chat             -> the same
+    strikes   sw.actions-by-user  -> suspend_user actions (strike ledgers per user)
+    verdicts  sw.review-verdicts  -> KPI metrics
+    control   sw.control          -> per-stream sampling overrides
 
 ``take_events`` acks a batch in a ``finally`` even when the loop body failed or was cancelled
 (at shutdown), which would let the commit pass inputs whose outputs were never published. So
@@ -12,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -20,15 +30,30 @@ from faust.types import EventT
 
 from pipeline import metrics
 from pipeline.errors import InferenceError
+from pipeline.faust_state import FaustState
+from pipeline.kpi import observe_outputs
 from pipeline.observability import Health
-from pipeline.records import InRecord, OutRecord
+from pipeline.records import InRecord, Outputs, OutRecord
 from pipeline.settings import KafkaSettings, WorkerSettings
+from pipeline.state import StateStore
 from pipeline.topics import SEGMENT_MAX_MESSAGE_BYTES, TopicNames
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Sequence[InRecord]], Awaitable[list[OutRecord]]]
+Handler = Callable[[Sequence[InRecord]], Awaitable[list[OutRecord] | Outputs]]
 _RETRY_MAX_S = 30.0
+_PUBLISHED_ROLES = ("results", "actions", "review", "dead_letters", "dsa_statements", "strikes")
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """The batch handler of each agent (``control`` defaults to the sampling overrides)."""
+
+    segments: Handler
+    chat: Handler
+    strikes: Handler
+    verdicts: Handler
+    control: Handler | None = None
 
 
 def to_record(event: EventT) -> InRecord:
@@ -72,7 +97,7 @@ class Publisher:
     def __init__(self, app: faust.App, names: TopicNames) -> None:
         self._topics = {
             role: app.topic(getattr(names, role), key_serializer="raw", value_serializer="raw")
-            for role in ("results", "actions", "review", "dead_letters")
+            for role in _PUBLISHED_ROLES
         }
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
@@ -90,16 +115,23 @@ class Publisher:
                 metrics.DEAD_LETTERS.labels(h["sw-reason"]).inc()
             elif r.topic == "results":
                 metrics.DECISIONS.labels(h["sw-kind"], h["sw-decision"], h["sw-category"]).inc()
+        observe_outputs(records)
 
 
 async def handle_batch(
-    kind: str, records: Sequence[InRecord], handler: Handler, publisher: Publisher
+    kind: str,
+    records: Sequence[InRecord],
+    handler: Handler,
+    publisher: Publisher,
+    state: StateStore | None = None,
 ) -> None:
-    """Handle and publish one batch, retrying failures with capped backoff (never drops).
+    """Handle one batch, publish its outputs, then save its state; retry failures with capped
+    backoff (never drops).
 
     Bad input never gets here as an exception (it is a dead letter already); what does is a
     backend or broker failure, or a bug: the batch is retried, holding its partitions, and the
-    retries are counted in ``sw_batch_retries_total``.
+    retries are counted in ``sw_batch_retries_total``. A retry starts from the state as it was
+    unless it was saved already: then the engine answers from its memo, with the same ids.
     """
     metrics.RECORDS_IN.labels(kind).inc(len(records))
     metrics.BATCH_SIZE.labels(kind).observe(len(records))
@@ -107,8 +139,13 @@ async def handle_batch(
     while True:
         try:
             with metrics.BATCH_SECONDS.labels(kind).time():
-                outputs = await handler(records)
-                await publisher.publish(outputs)
+                result = await handler(records)
+                outputs = result if isinstance(result, Outputs) else Outputs(result)
+                await publisher.publish(outputs.records)
+                if outputs.state:
+                    if state is None:
+                        raise RuntimeError(f"{kind} handler returned state but has no store")
+                    await state.write(outputs.state)
             return
         except Exception as exc:
             metrics.BATCH_RETRIES.labels(kind).inc()
@@ -130,10 +167,11 @@ async def _process(
     kind: str,
     handler: Handler,
     publisher: Publisher,
+    state: StateStore | None = None,
 ) -> None:
-    for event in events:  # hold the offsets until the outputs are acknowledged (module doc)
+    for event in events:  # hold the offsets until outputs and state are durable (module doc)
         event.message.incref()
-    await handle_batch(kind, [to_record(e) for e in events], handler, publisher)
+    await handle_batch(kind, [to_record(e) for e in events], handler, publisher, state)
     for event in events:
         await stream.ack(event)
 
@@ -142,18 +180,22 @@ def create_app(
     worker: WorkerSettings,
     kafka: KafkaSettings,
     *,
-    segment_handler: Handler,
-    chat_handler: Handler,
-    control_handler: Handler | None = None,
+    handlers: Callable[[StateStore], Handlers],
     health: Health | None = None,
+    state_partitions: Mapping[str, int] | None = None,
 ) -> faust.App:
-    """``control_handler`` defaults to applying sampling overrides to the process's map."""
+    """The app, its state tables, and one agent per input topic.
+
+    ``handlers`` builds the batch handlers once the tables exist (they read state through
+    the store it is given).
+    """
     names = TopicNames.with_prefix(kafka.topic_prefix)
     app = faust.App(
         worker.app_id,
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
         broker_credentials=_credentials(kafka),
-        store="memory://",
+        store=worker.table_store,
+        **_datadir(worker),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -165,6 +207,8 @@ def create_app(
         stream_buffer_maxsize=4 * max(worker.segment_batch_max, worker.chat_batch_max),
     )
     publisher = Publisher(app, names)
+    state = FaustState(app, partitions=state_partitions)
+    h = handlers(state)
     if health is not None:
 
         @app.timer(interval=1.0)
@@ -184,7 +228,7 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.segment_batch_max, within=within_s
         ):
-            await _process(stream, events, "segment", segment_handler, publisher)
+            await _process(stream, events, "segment", h.segments, publisher, state)
 
     @app.agent(chat, concurrency=1, name="chat")
     async def chat_agent(stream: faust.StreamT) -> None:
@@ -192,11 +236,25 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.chat_batch_max, within=within_s
         ):
-            await _process(stream, events, "chat", chat_handler, publisher)
+            await _process(stream, events, "chat", h.chat, publisher, state)
+
+    strikes = app.topic(names.strikes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(strikes, concurrency=1, name="strikes")
+    async def strikes_agent(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(64, within=0.2):
+            await _process(stream, events, "strikes", h.strikes, publisher, state)
+
+    verdicts = app.topic(names.review_verdicts, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(verdicts, concurrency=1, name="verdicts")
+    async def verdicts_agent(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(64, within=0.5):
+            await _process(stream, events, "verdict", h.verdicts, publisher)
 
     # acks=False: offsets never committed, so each start re-reads the compacted overrides.
     control = app.topic(names.control, key_serializer="raw", value_serializer="raw", acks=False)
-    on_control = control_handler or _sampling_control(worker, kafka, names.control)
+    on_control = h.control or _sampling_control(worker, kafka, names.control)
 
     @app.agent(control, concurrency=1, name="control")
     async def control_agent(stream: faust.StreamT) -> None:
@@ -204,6 +262,11 @@ def create_app(
             await handle_batch("control", [to_record(e) for e in events], on_control, publisher)
 
     return app
+
+
+def _datadir(worker: WorkerSettings) -> dict[str, Any]:
+    """Faust's data folder (RocksDB state) when set; Faust's default otherwise."""
+    return {"datadir": str(worker.state_dir)} if worker.state_dir is not None else {}
 
 
 def _sampling_control(worker: WorkerSettings, kafka: KafkaSettings, topic: str) -> Handler:

@@ -11,18 +11,21 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.cli_media import bank_app, inspect
+from pipeline.cli_policy import kpi, policy_app
 from pipeline.cli_scan import scan
 from pipeline.errors import StreamwardenError
 from pipeline.logs import setup_logging
 from pipeline.settings import KafkaSettings, WorkerSettings
-from pipeline.topics import TopicNames, apply_topics
+from pipeline.topics import TopicNames, apply_topics, create_state_topics, state_partitions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic declarations.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(bank_app, name="bank")
+app.add_typer(policy_app, name="policy")
 app.command()(inspect)
 app.command()(scan)
+app.command()(kpi)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
@@ -45,9 +48,10 @@ def _names() -> TopicNames:
 
 @topics_app.command("apply")
 def topics_apply() -> None:
-    """Create or update every streamwarden topic (idempotent)."""
+    """Create or update every streamwarden topic, and the state changelogs of SW_APP_ID
+    (idempotent)."""
     kafka = KafkaSettings()
-    changes = apply_topics(kafka, _names())
+    changes = apply_topics(kafka, _names(), app_id=WorkerSettings().app_id)
     for change in changes:
         console.print(f"[green]✓[/] {change}")
     console.print(f"topics up to date on {kafka.bootstrap_servers} ({len(changes)} changes)")
@@ -58,13 +62,21 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     apply: Annotated[bool, typer.Option(help="apply topic declarations first")] = True,
 ) -> None:
-    """Run the Faust worker (segments and chat agents) until interrupted."""
+    """Run the Faust worker (segments, chat, strikes and verdicts agents) until interrupted.
+
+    A policy file that does not validate stops it first, naming each problem's line."""
+    from pipeline.policy import load_policy
     from pipeline.worker import run_worker
 
+    settings = WorkerSettings()
+    policy = load_policy(settings.policy_file)  # PolicyError: file:line for every problem
     kafka = KafkaSettings()
     if apply:
-        apply_topics(kafka, _names())
-    run_worker(WorkerSettings(), kafka, loglevel=loglevel)
+        apply_topics(kafka, _names(), app_id=settings.app_id)
+    else:  # the group's own state changelogs, created when missing (Kafka Streams does alike)
+        create_state_topics(kafka, _names(), settings.app_id)
+    partitions = state_partitions(kafka, _names(), settings.app_id)  # ConfigError if wrong
+    run_worker(settings, kafka, loglevel=loglevel, policy=policy, state_partitions=partitions)
 
 
 @app.command()
@@ -177,7 +189,8 @@ def main() -> None:
     try:
         app()
     except StreamwardenError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print("[red]error:[/] ", end="")
+        err_console.print(str(exc), markup=False, highlight=False)
         logging.getLogger("streamwarden").debug("fatal", exc_info=True)
         sys.exit(2)
 

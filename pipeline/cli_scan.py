@@ -1,8 +1,11 @@
 """``streamwarden scan FILE``: score one video file or image offline, frame by frame.
 
 The investigator's tool on an escalation: every sampled frame's scores (merged
-and per model), the text OCR read in it, and the decision the current policy
-would take, as a table or ``--json``.
+and per model), the text OCR read in it, and the decision the policy would take
+on it, as a table or ``--json``. The policy engine sees the file as a live
+stream whose every sampled frame is a segment: temporal windows, hysteresis and
+escalation apply across frames as they would live (an image is one sample), and
+shadow rules' decisions are listed with the live ones.
 
 A video file can be far longer than a livestream segment (``MediaLimits``: 30 s,
 16 MiB, 1000 frames), and decoding it in one go would hold every sampled frame
@@ -32,6 +35,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline import errors as err
+from pipeline.outputs import outcome_summary
+from pipeline.policy import (
+    SEVERITY,
+    FrameScores,
+    Policy,
+    SegmentObservation,
+    VideoState,
+    decide_segment,
+)
 
 __all__ = ["ScanRow", "iter_windows", "scan", "scan_file"]
 
@@ -144,10 +156,38 @@ def iter_windows(path: Path, container: str, window_ms: int) -> Iterator[tuple[i
         raise err.CorruptMedia(f"{path.name}: FFmpeg could not read it: {exc}") from exc
 
 
+class _Decider:
+    """The policy engine over a file's sampled frames, one observation per frame."""
+
+    def __init__(self, policy: Policy, stream_id: str) -> None:
+        self.policy = policy
+        self.stream_id = stream_id
+        self.state: VideoState | None = None
+
+    def decide(self, index: int, pts_ms: int, analysis: Any) -> dict[str, object]:
+        ocr = None if analysis.ocr is None else "\n".join(line.text for line in analysis.ocr)
+        obs = SegmentObservation(
+            self.stream_id,
+            index,
+            at_s=pts_ms / 1000,
+            frames=(FrameScores(pts_ms, dict(analysis.scores)),),
+            ocr_text=ocr,
+        )
+        self.state, evaluation = decide_segment(self.policy, self.state, obs)
+        decision = evaluation.result_decision(analysis.scores)
+        return {
+            "action": decision.action,
+            "category": decision.category,
+            "rule": decision.rule,
+            "score": round(float(decision.score), 6),
+            "outcomes": [outcome_summary(o) for o in evaluation.outcomes],
+        }
+
+
 async def scan_file(
     path: Path,
     scorer: Any,
-    policy: Any,
+    policy: Policy,
     *,
     every_ms: int = 1000,
     ocr_every: int = 1,
@@ -170,13 +210,14 @@ async def scan_file(
         analyses = await scorer.analyze([image], ocr_frames=[0] if ocr_every else [])
         if on_progress:
             on_progress(1, 1)
-        return "image", [_row(0, 0, analyses[0], policy)]
+        return "image", [_row(0, 0, analyses[0], _Decider(policy, path.name))]
     container = VIDEO_SUFFIXES.get(suffix)
     if container is None:
         known = sorted(IMAGE_SUFFIXES | set(VIDEO_SUFFIXES))
         raise err.UnsupportedContainer(f"{path.name}: unknown file type; known: {known}")
+    decider = _Decider(policy, path.name)
     return "video", await _scan_video(
-        path, container, scorer, policy, every_ms, ocr_every, max_side_px, window_s, on_progress
+        path, container, scorer, decider, every_ms, ocr_every, max_side_px, window_s, on_progress
     )
 
 
@@ -184,7 +225,7 @@ async def _scan_video(
     path: Path,
     container: str,
     scorer: Any,
-    policy: Any,
+    decider: _Decider,
     every_ms: int,
     ocr_every: int,
     max_side_px: int,
@@ -217,7 +258,7 @@ async def _scan_video(
         ocr_frames = [i for i in range(len(frames)) if ocr_every and (first + i) % ocr_every == 0]
         analyses = await scorer.analyze(frames, ocr_frames=ocr_frames)
         for i, (frame, analysis) in enumerate(zip(decoded.frames, analyses, strict=True)):
-            rows.append(_row(first + i, start_ms + frame.pts_ms, analysis, policy))
+            rows.append(_row(first + i, start_ms + frame.pts_ms, analysis, decider))
         if on_progress:
             on_progress(min(start_ms + decoded.duration_ms, total_ms), total_ms)
     return rows
@@ -240,20 +281,14 @@ def _duration_ms(path: Path, container: str) -> int:
         return 0
 
 
-def _row(index: int, pts_ms: int, analysis: Any, policy: Any) -> ScanRow:
-    decision = policy.decide(analysis.scores)
+def _row(index: int, pts_ms: int, analysis: Any, decider: _Decider) -> ScanRow:
     return ScanRow(
         index=index,
         pts_ms=pts_ms,
         scores=dict(analysis.scores),
         by_model={m: dict(s) for m, s in analysis.by_model.items()},
         ocr=None if analysis.ocr is None else [line.as_doc() for line in analysis.ocr],
-        decision={
-            "action": decision.action,
-            "category": decision.category,
-            "rule": decision.rule,
-            "score": round(float(decision.score), 6),
-        },
+        decision=decider.decide(index, pts_ms, analysis),
     )
 
 
@@ -268,16 +303,17 @@ def _render(row: ScanRow) -> str:
 
 async def _run(
     file: Path, registry: Path | None, every_ms: int, ocr_every: int, max_side_px: int,
-    window_s: float, progress: Progress | None,
+    window_s: float, progress: Progress | None, policy_file: Path | None = None,
 ) -> tuple[str, list[ScanRow], tuple[tuple[str, str], ...], str]:  # fmt: skip
     from inference.batcher import MicroBatcher
     from inference.onnx_backend import EmbeddedOnnxBackend
     from inference.registry import load_registry
     from inference.scoring import MultiFrameScorer
-    from pipeline.policy.threshold import default_policy
+    from pipeline.policy import load_policy
     from pipeline.settings import WorkerSettings
 
     settings = WorkerSettings()
+    policy = load_policy(policy_file or settings.policy_file)
     models = load_registry(registry)
     files = models.onnx_files(ocr=ocr_every > 0)
     backend = EmbeddedOnnxBackend(files, intra_op_threads=settings.onnx_threads)
@@ -286,7 +322,6 @@ async def _run(
         scorer = MultiFrameScorer(
             batcher, models.frame_models, ocr=models.build_ocr(batcher) if ocr_every else None
         )
-        policy = default_policy(settings.policy_version)
         task = progress.add_task(file.name, total=None) if progress else None
 
         def report(done: int, total: int) -> None:
@@ -318,6 +353,9 @@ def scan(
         float, typer.Option(min=1, help="decode the video in windows this long")
     ] = 20,
     registry: Annotated[Path | None, typer.Option(help="model registry file (YAML/JSON)")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="policy file (default: SW_POLICY_FILE)")
+    ] = None,
 ) -> None:
     """Score a video file or image offline: per sampled frame the scores, OCR text, decision."""
     err_console = Console(stderr=True)
@@ -325,7 +363,7 @@ def scan(
         console=err_console, transient=True, disable=json_output and not sys.stderr.isatty()
     ) as progress:
         kind, rows, models, policy_version = asyncio.run(
-            _run(file, registry, every_ms, ocr_every, max_side_px, window_s, progress)
+            _run(file, registry, every_ms, ocr_every, max_side_px, window_s, progress, policy)
         )
     worst = max(rows, key=_severity, default=None)
     if json_output:
@@ -349,8 +387,6 @@ def scan(
 
 
 def _severity(row: ScanRow) -> tuple[int, float]:
-    from pipeline.policy.threshold import SEVERITY
-
     action = str(row.decision["action"])
     score = row.decision["score"]
     return (

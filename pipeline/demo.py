@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.settings import KafkaSettings
+from pipeline.settings import KafkaSettings, WorkerSettings
 from pipeline.simulate.produce import SimulationPlan, make_producer, run_simulation, segment_meta
 from pipeline.tail import iter_outputs
 from pipeline.topics import TopicNames, apply_topics
@@ -37,7 +37,7 @@ def _inject_bad_inputs(kafka: KafkaSettings, names: TopicNames, plan: Simulation
 def run_demo(*, streams: int, duration_s: float, console: Console) -> int:
     kafka = KafkaSettings()
     names = TopicNames.with_prefix(kafka.topic_prefix)
-    apply_topics(kafka, names)
+    apply_topics(kafka, names, app_id=WorkerSettings().app_id)
     plan = SimulationPlan(streams=streams, duration_s=duration_s)
     expected = plan.streams * plan.segments_per_stream
     console.print(

@@ -11,6 +11,14 @@ plus the Prometheus metrics that carry the same numbers live.
 * review backlog and review latency (task created -> verdict).
 
 Verdicts: the latest ``decided_at`` per task counts.
+
+Live, in the worker: every published action and review task is counted as it is acknowledged
+(``observe_outputs``), with its time to action; the verdict agent counts every verdict
+(``observe_verdict``, its category and rule as the verdict states them) and ``LIVE`` keeps
+the precision and automated-share gauges from what this worker has seen since it started.
+Across several workers, compute precision from ``sw_review_verdicts_total`` (exact when
+summed); ``streamwarden kpi`` joins verdicts to their tasks and actions for the full report,
+with human time to action.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
-from pipeline.records import parse_iso
+from pipeline.records import OutRecord, parse_iso
 
 # ---- Prometheus (observe_* from the agents that publish actions / consume verdicts) ---------
 ACTIONS = Counter(
@@ -233,3 +242,56 @@ def export_report(report: KpiReport) -> None:
                 PRECISION.labels(scope, name, subject).set(p.value)
     if report.automated_share is not None:
         AUTOMATED_SHARE.set(report.automated_share)
+
+
+class LiveKpis:
+    """Precision and automated share from what this worker saw: sets the gauges."""
+
+    def __init__(self) -> None:
+        self.automated = 0
+        self.confirmed_reviews = 0
+        self._tallies: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+
+    def action(self, *, automated: bool) -> None:
+        if automated:
+            self.automated += 1
+        self._share()
+
+    def verdict(self, verdict: Mapping[str, Any]) -> None:
+        subject = "action" if verdict.get("action_id") else "review_band"
+        confirmed = verdict["verdict"] == "confirm"
+        for scope, name in (("category", verdict.get("category")), ("rule", verdict.get("rule"))):
+            tally = self._tallies[(scope, str(name or "unknown"), subject)]
+            tally[0 if confirmed else 1] += 1
+            PRECISION.labels(scope, str(name or "unknown"), subject).set(tally[0] / sum(tally))
+        if confirmed and subject == "review_band":
+            self.confirmed_reviews += 1
+        self._share()
+
+    def _share(self) -> None:
+        total = self.automated + self.confirmed_reviews
+        if total:
+            AUTOMATED_SHARE.set(self.automated / total)
+
+
+LIVE = LiveKpis()
+
+
+def observe_outputs(records: Iterable[OutRecord]) -> None:
+    """Count acknowledged actions (and their time to action), review tasks and shadow
+    decisions (call after the broker acknowledged them)."""
+    for r in records:
+        headers = {k: v.decode() for k, v in r.headers}
+        if r.topic == "actions":
+            doc = orjson.loads(r.value)
+            automated = bool(doc.get("automated", True))
+            observe_action(doc, automated=automated)
+            LIVE.action(automated=automated)
+        elif r.topic == "review":
+            REVIEW_TASKS.labels(
+                headers.get("sw-category", "unknown"), headers.get("sw-rule", "")
+            ).inc()
+        elif r.topic == "results" and headers.get("sw-shadow") == "1":
+            for o in orjson.loads(r.value).get("outcomes", ()):
+                if o["shadow"]:
+                    SHADOW_DECISIONS.labels(o["rule"], o["kind"], o.get("action") or "none").inc()

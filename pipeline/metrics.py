@@ -36,3 +36,14 @@ SAMPLING_OVERRIDES = Gauge("sw_sampling_overrides", "Streams with a sampling ove
 SAMPLING_BOOSTS = Counter(
     "sw_sampling_boosts_total", "Segments whose scores boosted adaptive sampling"
 )
+FRAMES_OCR = Counter("sw_frames_ocr_total", "Sampled frames OCR read (the schedule's pick)")
+
+# Policy engine.
+POLICY_REPLAYS = Counter(
+    "sw_policy_replays_total",
+    "Redelivered inputs answered from the memoised evaluation (state unchanged)",
+    ["kind"],
+)
+STATE_WRITES = Counter("sw_state_writes_total", "State table keys saved", ["table"])
+STRIKES_RECORDED = Counter("sw_strikes_total", "Strikes recorded in user ledgers", ["category"])
+SUSPENSIONS = Counter("sw_strike_suspensions_total", "Users suspended for their strike total")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-OutTopic = Literal["results", "actions", "review", "dead_letters"]
+OutTopic = Literal["results", "actions", "review", "dead_letters", "dsa_statements", "strikes"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,24 @@ class OutRecord:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """A new value for one key of a state table, on the partition of the input it came from."""
+
+    table: str
+    key: str
+    value: bytes
+    partition: int
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a batch handler returns: records to publish, then state to save (in that order)."""
+
+    records: list[OutRecord]
+    state: list[StateWrite] = field(default_factory=list)
 
 
 def deterministic_id(*parts: object) -> str:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.policy.loader import default_policy_file
+
 _ENV = SettingsConfigDict(env_prefix="SW_", env_file=".env", extra="ignore")
 
 
@@ -90,6 +92,18 @@ class WorkerSettings(BaseSettings):
     hash_bank_path: Path | None = Field(default=None, description="JSONL bank of PDQ hashes")
     hash_match_max_hamming: int = Field(default=31, ge=0, le=256)
     frame_max_side_px: int = Field(default=448, ge=32)
+    ocr_enabled: bool = Field(
+        default=True, description="read burned-in text on the frames the registry's schedule picks"
+    )
+    ocr_max_side_px: int = Field(
+        default=1280,
+        ge=32,
+        description="OCR frames are kept at up to this longer side (720p) while the classifiers "
+        "get frame_max_side_px",
+    )
+    thumbnail_max_side_px: int = Field(
+        default=320, ge=32, le=1280, description="review tasks' JPEG of the evidence frame"
+    )
     segment_max_bytes: int = 16 * 1024 * 1024
     segment_max_width_px: int = 3840
     segment_max_height_px: int = 2160
@@ -99,4 +113,17 @@ class WorkerSettings(BaseSettings):
     fetch_timeout_s: float = 10.0
     dead_letter_max_payload_bytes: int = 1024 * 1024
     commit_interval_s: float = 1.0
-    policy_version: str = "threshold-2026.11.1"
+    policy_file: Path = Field(
+        default_factory=default_policy_file,
+        description="policy.v1 YAML (default: the shipped policies/default.yaml); its version is "
+        "stamped on every output",
+    )
+    table_store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb)://",
+        description="Faust table store for the policy state: memory:// (rebuilt from the "
+        "changelog on start) or rocksdb:// (needs the rocksdb extra: rocksdict)",
+    )
+    state_dir: Path | None = Field(
+        default=None, description="Faust's data folder (RocksDB state); default ./<app_id>-data"
+    )

@@ -197,6 +197,13 @@ class Policy:
         rules = self._by_territory.get(territory, self.rules)
         return tuple(r for r in rules if r.enabled and r.input == rule_input)
 
+    def rule_in(self, name: str, territory: str | None) -> RuleSpec:
+        """The rule of that name as applied in ``territory`` (regional overrides included)."""
+        for r in self._by_territory.get(territory, self.rules):
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
     def is_regional(self, rule: str, territory: str | None) -> bool:
         region = self.regions.get(territory or "")
         return region is not None and rule in region.rules

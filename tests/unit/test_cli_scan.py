@@ -13,10 +13,24 @@ from inference.scoring import MultiFrameScorer
 from inference.testing import FakeBackend, two_class_by_mean
 from pipeline import errors as err
 from pipeline.cli_scan import ScanRow, iter_windows, scan_file
-from pipeline.policy.threshold import default_policy
+from pipeline.policy import parse_policy
 from pipeline.simulate.synth import encode_segment
 
-POLICY = default_policy("test-policy")
+POLICY = parse_policy(
+    """
+schema: policy.v1
+version: scan-test
+rules:
+  nsfw-end:
+    {kind: score, category: nsfw, input: segment, act_at: 0.95, review_at: 0.5,
+     window: {n: 1, m: 1, unit: frames}, ladder: video, first_action: end_stream,
+     last_action: end_stream}
+  nsfw-warn-candidate:
+    {kind: score, category: nsfw, input: segment, mode: shadow, act_at: 0.5,
+     window: {n: 2, m: 2, unit: frames}, ladder: video, first_action: warn,
+     last_action: end_stream}
+"""
+)
 
 
 def scorer() -> MultiFrameScorer:
@@ -53,7 +67,9 @@ async def test_image_is_scored_with_the_policy_decision(tmp_path: Path) -> None:
     [row] = rows
     assert row.scores == {"nsfw": pytest.approx(1.0)}
     assert row.decision == {
-        "action": "end_stream", "category": "nsfw", "rule": "nsfw-end", "score": 1.0
+        "action": "end_stream", "category": "nsfw", "rule": "nsfw-end", "score": 1.0,
+        "outcomes": [{"rule": "nsfw-end", "category": "nsfw", "kind": "act", "score": 1.0,
+                      "shadow": False, "step": 3, "action": "end_stream"}],
     }  # fmt: skip
     assert row.ocr is None
     assert row.as_doc()["by_model"] == {"bright": {"nsfw": 1.0}}
@@ -76,6 +92,11 @@ async def test_video_is_scanned_in_windows_with_continuous_times(
     assert [r.pts_ms for r in rows] == list(range(0, 6000, 500))
     assert [r.index for r in rows] == list(range(12))
     assert all(isinstance(r, ScanRow) and set(r.scores) == {"nsfw"} for r in rows)
+    # The policy sees the file as a stream: the shadow rule's 2-of-2 window fills across
+    # frames (its act, hold and clear are listed), but a shadow rule never decides.
+    kinds = {(o["rule"], o["kind"]) for r in rows for o in r.decision["outcomes"]}  # type: ignore[attr-defined]
+    assert {("nsfw-warn-candidate", "act"), ("nsfw-end", "review")} <= kinds
+    assert {r.decision["action"] for r in rows} <= {"review", "allow"}
     assert len(progress) == 3 and progress[-1][0] >= 5000
 
 
