@@ -33,6 +33,7 @@ class SimulationPlan:
     chat_per_min: float = 60.0
     abusive_share: float = 0.25
     realtime: bool = True
+    promo_from_seq: int | None = 3  # the last stream burns a phone number in from this segment
     run_id: str = field(default_factory=lambda: f"{random.getrandbits(24):06x}")
     seed: int = 7
 
@@ -122,7 +123,7 @@ def run_simulation(
                 height=plan.height,
                 fps=plan.fps,
                 duration_ms=plan.segment_ms,
-                text=f"{plan.stream_id(s)} seq {seq}",
+                text=_overlay(plan, s, seq),
             )
             started = t0_wall + timedelta(seconds=seq * plan.segment_ms / 1000)
             meta = segment_meta(plan, s, seq, started)
@@ -165,6 +166,17 @@ def run_simulation(
     if remaining:
         summary.errors.append(f"{remaining} records not acknowledged within 30 s")
     return summary
+
+
+PROMO_TEXT = "WhatsApp me +1 555 123 4567"
+
+
+def _overlay(plan: SimulationPlan, stream: int, seq: int) -> str:
+    """Burned-in text: the stream and seq; on the last stream, a solicitation from some point."""
+    promo = plan.promo_from_seq is not None and stream == plan.streams - 1
+    if promo and seq >= (plan.promo_from_seq or 0):
+        return PROMO_TEXT
+    return f"{plan.stream_id(stream)} seq {seq}"
 
 
 def _sleep_until(deadline: float, producer: Producer) -> None:
