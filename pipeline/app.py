@@ -32,7 +32,7 @@ from pipeline import metrics
 from pipeline.errors import InferenceError
 from pipeline.faust_state import FaustState
 from pipeline.kpi import observe_outputs
-from pipeline.observability import Health
+from pipeline.observability import Health, install_task_dump
 from pipeline.records import InRecord, Outputs, OutRecord
 from pipeline.settings import KafkaSettings, WorkerSettings
 from pipeline.state import StateStore
@@ -216,6 +216,7 @@ def create_app(
             health.beat()
 
         async def startup_finished() -> None:
+            install_task_dump()
             health.set_ready(True)
 
         app.on_startup_finished = startup_finished

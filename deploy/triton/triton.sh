@@ -112,7 +112,9 @@ cmd_up() {
     say "pid $pid is starting; waiting for it"
   else
     rm -f "$PIDFILE"
+    kill_orphan_stubs  # they inherit the dead server's sockets
     for p in "$HTTP" "$GRPC" "$METRICS"; do
+      for _ in 1 2 3 4 5 6 7 8 9 10; do port_open "$p" || break; sleep 0.5; done  # a kill settling
       port_open "$p" && die "port $p on 127.0.0.1 is taken by another process (not the server for" \
         "$DATA); set TRITON_HTTP_PORT / TRITON_GRPC_PORT / TRITON_METRICS_PORT or stop it:" \
         "$(ss -ltnpH "sport = :$p" 2>/dev/null)"
