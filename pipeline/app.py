@@ -32,7 +32,7 @@ from pipeline import metrics
 from pipeline.errors import InferenceError
 from pipeline.faust_state import FaustState
 from pipeline.kpi import observe_outputs
-from pipeline.observability import Health, install_task_dump
+from pipeline.observability import Health
 from pipeline.records import InRecord, Outputs, OutRecord
 from pipeline.settings import KafkaSettings, WorkerSettings
 from pipeline.state import StateStore
@@ -210,16 +210,14 @@ def create_app(
     state = FaustState(app, partitions=state_partitions)
     h = handlers(state)
     if health is not None:
-
+        # faust.Worker takes app.on_startup_finished for itself; timers start once table
+        # recovery is over, so the first tick is the readiness signal.
         @app.timer(interval=1.0)
         async def heartbeat() -> None:  # liveness: the event loop is not blocked
+            if not health.ready_flag:
+                health.set_ready(True)
             health.beat()
 
-        async def startup_finished() -> None:
-            install_task_dump()
-            health.set_ready(True)
-
-        app.on_startup_finished = startup_finished
     segments = app.topic(names.segments, key_serializer="raw", value_serializer="raw")
     chat = app.topic(names.chat, key_serializer="raw", value_serializer="raw")
 

@@ -40,6 +40,10 @@ class Health:
     def set_ready(self, ready: bool) -> None:
         self._ready = ready
 
+    @property
+    def ready_flag(self) -> bool:
+        return self._ready
+
     def alive(self) -> bool:
         age = time.monotonic() - self._beat
         LOOP_HEARTBEAT_AGE.set(age)
@@ -106,21 +110,3 @@ def watch_lag(
     thread = threading.Thread(target=run, name="sw-lag", daemon=True)
     thread.start()
     return thread
-
-
-def dump_tasks() -> None:
-    """Log every asyncio task's stack (``kill -USR1 <worker pid>``): where a stuck agent waits."""
-    import asyncio
-    import io
-
-    for task in asyncio.all_tasks():
-        buf = io.StringIO()
-        task.print_stack(limit=12, file=buf)
-        log.warning("task %s\n%s", task.get_name(), buf.getvalue())
-
-
-def install_task_dump() -> None:
-    import asyncio
-    import signal
-
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
