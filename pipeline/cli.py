@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from pipeline.bench.cli import bench_app
 from pipeline.cli_media import bank_app, inspect
 from pipeline.cli_policy import kpi, policy_app
 from pipeline.cli_scan import scan
@@ -22,6 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic declarations.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(bank_app, name="bank")
+app.add_typer(bench_app, name="bench")
 app.add_typer(policy_app, name="policy")
 app.command()(inspect)
 app.command()(scan)
