@@ -130,6 +130,18 @@ def produce_bad_inputs(kafka: KafkaSettings, names: TopicNames, plan: Simulation
     assert producer.flush(30) == 0
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+METRICS_PORT = _free_port()
+
+
+@pytest.mark.parametrize("worker_env", [{"SW_METRICS_PORT": str(METRICS_PORT)}])
 def test_segments_and_chat_give_results_actions_and_dead_letters(
     kafka: KafkaSettings, topics: TopicNames, worker: Worker
 ) -> None:
@@ -186,6 +198,32 @@ def test_segments_and_chat_give_results_actions_and_dead_letters(
 
     # every input processed -> the group's committed offsets reach the end of both input topics
     assert_committed_to_end(kafka, worker.app_id, [topics.segments, topics.chat])
+    assert_metrics_served(METRICS_PORT)
+
+
+def assert_metrics_served(port: int) -> None:
+    """The worker's HTTP side door during the run: ready, alive, and the SRE metrics counted."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{port}"
+    for path in ("/livez", "/readyz"):
+        with urllib.request.urlopen(base + path, timeout=5) as resp:
+            assert resp.status == 200, path
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for needle in (
+        'sw_records_in_total{kind="segment"} 7.0',
+        'sw_records_in_total{kind="chat"} 21.0',
+        'sw_dead_letters_total{reason="corrupt_media"} 1.0',
+        'sw_dead_letters_total{reason="schema_invalid"} 1.0',
+        "sw_frames_sampled_total",
+        "sw_batcher_call_seconds_bucket",
+        "sw_batch_seconds_bucket",
+        "sw_decisions_total",
+        "sw_consumer_lag_records",
+        "sw_event_loop_heartbeat_age_seconds",
+    ):
+        assert needle in text, needle
 
 
 def assert_committed_to_end(kafka: KafkaSettings, group: str, topic_names: list[str]) -> None:
