@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,14 @@ from pipeline.settings import KafkaSettings
 from pipeline.simulate.produce import SimulationPlan, run_simulation
 from pipeline.topics import TopicNames
 from tests.integration.test_e2e import Worker, collect
-from tests.integration.test_triton import TritonServer, free_ports
+from tests.integration.test_triton import TritonServer, serve_triton
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.triton]
 
 
 @pytest.fixture(scope="module")
 def triton_all_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    http, grpc, metrics = free_ports(3)
-    data = tmp_path_factory.mktemp("triton-e2e")
-    env = os.environ | {
-        "TRITON_HTTP_PORT": str(http),
-        "TRITON_GRPC_PORT": str(grpc),
-        "TRITON_METRICS_PORT": str(metrics),
-        "TRITON_DATA_DIR": str(data),
-    }
-    server = TritonServer(env, data, http, grpc)
-    server.script("up")
-    yield server
-    server.script("down", timeout_s=60)
+    yield from serve_triton(tmp_path_factory)  # every built-in model, as the worker runs them
 
 
 def test_worker_scores_segments_through_triton(

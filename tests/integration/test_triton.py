@@ -86,8 +86,10 @@ class TritonServer:
         return int(stats["inference_count"]), int(stats["execution_count"])
 
 
-@pytest.fixture(scope="module")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+def serve_triton(
+    tmp_path_factory: pytest.TempPathFactory, **extra_env: str
+) -> Iterator[TritonServer]:
+    """A Triton server of its own (free ports, a temporary data dir) for a module's fixture."""
     http, grpc, metrics = free_ports(3)
     data = tmp_path_factory.mktemp("triton")
     env = os.environ | {
@@ -95,12 +97,17 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
         "TRITON_GRPC_PORT": str(grpc),
         "TRITON_METRICS_PORT": str(metrics),
         "TRITON_DATA_DIR": str(data),
-        "TRITON_MODELS": "open_nsfw",
+        **extra_env,
     }
     server = TritonServer(env, data, http, grpc)
     server.script("up")
     yield server
     server.script("down", timeout_s=60)
+
+
+@pytest.fixture(scope="module")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    yield from serve_triton(tmp_path_factory, TRITON_MODELS="open_nsfw")
 
 
 @pytest.fixture(scope="module")
