@@ -218,22 +218,31 @@ def create_state_topics(
         for name, spec in names.declared(app_id, parts)
         if name in state and name not in existing
     ]
-    if new:
+    existed = (
         _wait(dict(admin.create_topics(new, request_timeout=timeout_s)), timeout_s)
-    changes = [f"create {t.topic} partitions={t.num_partitions}" for t in new]
+        if new
+        else set()
+    )
+    changes = [
+        f"create {t.topic} partitions={t.num_partitions}" for t in new if t.topic not in existed
+    ]
     for change in changes:
         log.info("topics: %s", change)
     return changes
 
 
-def _wait(futures: Mapping[str, Any], timeout_s: float) -> None:
+def _wait(futures: Mapping[str, Any], timeout_s: float) -> set[str]:
+    """Wait for every admin future; returns the topics that turned out to exist already."""
+    existed = set()
     for key, fut in futures.items():
         try:
             fut.result(timeout=timeout_s)
         except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" in str(exc):  # created concurrently: fine
+            if "TOPIC_ALREADY_EXISTS" in str(exc):  # created concurrently, or stale metadata
+                existed.add(key)
                 continue
             raise ConfigError(f"topic change {key} failed: {exc}") from exc
+    return existed
 
 
 def apply_topics(
@@ -273,7 +282,8 @@ def apply_topics(
         futures.update(admin.create_partitions(grow, request_timeout=timeout_s))
     if configs:
         futures.update({str(k): v for k, v in admin.incremental_alter_configs(configs).items()})
-    _wait(futures, timeout_s)
+    existed = _wait(futures, timeout_s)
+    changes = [c for c in changes if not (c.startswith("create ") and c.split()[1] in existed)]
     for change in changes:
         log.info("topics: %s", change)
     return changes

@@ -51,6 +51,10 @@ def test_apply_grows_partitions_of_an_existing_topic(kafka: KafkaSettings) -> No
     names = TopicNames.with_prefix(f"test-{uuid.uuid4().hex[:10]}.")
     admin = AdminClient(kafka.confluent_config())
     admin.create_topics([NewTopic(names.chat, 1, 1)])[names.chat].result(timeout=10)
+    deadline = time.monotonic() + 15  # until the metadata shows the new topic
+    while names.chat not in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "topic never appeared"
+        time.sleep(0.2)
     changes = apply_topics(kafka, names)
     assert f"grow {names.chat} partitions 1->6" in changes
     deadline = time.monotonic() + 15  # metadata catches up with the controller shortly after
