@@ -211,11 +211,17 @@ def assert_metrics_served(port: int) -> None:
             assert resp.status == 200, path
     with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    # at least: a rebalance under load may redeliver a batch (at-least-once)
+    assert samples['sw_records_in_total{kind="segment"}'] >= 7
+    assert samples['sw_records_in_total{kind="chat"}'] >= 21
+    assert samples['sw_dead_letters_total{reason="corrupt_media"}'] >= 1
+    assert samples['sw_dead_letters_total{reason="schema_invalid"}'] >= 1
     for needle in (
-        'sw_records_in_total{kind="segment"} 7.0',
-        'sw_records_in_total{kind="chat"} 21.0',
-        'sw_dead_letters_total{reason="corrupt_media"} 1.0',
-        'sw_dead_letters_total{reason="schema_invalid"} 1.0',
         "sw_frames_sampled_total",
         "sw_batcher_call_seconds_bucket",
         "sw_batch_seconds_bucket",
