@@ -258,6 +258,7 @@ def assert_committed_to_end(kafka: KafkaSettings, group: str, topic_names: list[
 
 # Delivery, not OCR, is under test: OCR (~0.3-0.5 s of CPU a segment on 2 cores) would make
 # the backlog after the SIGKILL restart race the deadline on a loaded machine.
+@pytest.mark.timeout(600)  # a stall costs one more restart and collection (see below)
 @pytest.mark.parametrize("worker_env", [{"SW_OCR_ENABLED": "false"}])
 def test_killed_worker_restarts_without_losing_any_input(
     kafka: KafkaSettings, topics: TopicNames, worker: Worker
@@ -291,7 +292,9 @@ def test_killed_worker_restarts_without_losing_any_input(
         # recovery can restart mid-rebalance and leave a partition's stream paused. The offsets
         # stay behind the unprocessed inputs, so one more restart must finish the work.
         logging.getLogger(__name__).warning(
-            "stalled at %d/%d results; restarting the worker", len(out["results"]), expected
+            "stalled at %d/%d inputs with a result; restarting the worker",
+            len({r["id"] for r in out["results"]}),
+            expected,
         )
         worker.stop(signal.SIGTERM)
         worker.start()
