@@ -7,6 +7,7 @@
 * :mod:`~pipeline.bench.phases`, :mod:`~pipeline.bench.runner`: one case;
 * :mod:`~pipeline.bench.efficiency`: isolated costs and the throughput bound;
 * :mod:`~pipeline.bench.baseline`: the plain loop a team would write first;
-* :mod:`~pipeline.bench.commands`, :mod:`~pipeline.bench.knobs`, :mod:`~pipeline.bench.report`,
-  :mod:`~pipeline.bench.plots`, :mod:`~pipeline.bench.cli`: ``streamwarden bench``.
+* :mod:`~pipeline.bench.commands`, :mod:`~pipeline.bench.capacity`, :mod:`~pipeline.bench.knobs`,
+  :mod:`~pipeline.bench.report`, :mod:`~pipeline.bench.plots`, :mod:`~pipeline.bench.cli`:
+  ``streamwarden bench``.
 """

@@ -154,6 +154,7 @@ def capacity(
     max_streams: Annotated[int, typer.Option(min=1, help="largest count tried")] = 128,
     precision: Annotated[float, typer.Option(min=0, help="stop bisecting within this share")] = 0.1,
     max_trials: Annotated[int, typer.Option(min=1, help="runs at most")] = 8,
+    name: Annotated[str, typer.Option(help="file stem of the outputs")] = "capacity",
 ) -> None:
     """Largest number of real-time streams with p99 under the bound and no growing lag."""
     opts = _options(
@@ -162,7 +163,7 @@ def capacity(
         backlog_segments=0, backlog_chat=0, workers=workers, partitions=partitions, set_=set_,
         backend=backend, p99_bound_s=p99_bound_s, out_dir=out_dir, quick=quick,
     )  # fmt: skip
-    from pipeline.bench.commands import run_capacity
+    from pipeline.bench.capacity import run_capacity
 
     if quick:
         start, max_streams, max_trials = 1, min(max_streams, 2), min(max_trials, 2)
@@ -173,8 +174,9 @@ def capacity(
         precision=precision,
         max_trials=max_trials,
         growth=growth,
+        stem=name,
     )
-    typer.echo((opts.out_dir / "capacity.md").read_text())
+    typer.echo((opts.out_dir / f"{name}.md").read_text())
 
 
 @bench_app.command()

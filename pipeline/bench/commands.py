@@ -1,9 +1,9 @@
-"""What ``streamwarden bench run | capacity | sweep`` do: build the cases, run them, derive the
-headline numbers, and write JSON + PNG + Markdown into the output folder."""
+"""What ``streamwarden bench run`` and ``sweep`` do, and what every command shares (options,
+machine facts, the output files): build the cases, run them, derive the headline numbers, and
+write JSON + PNG + Markdown into the output folder. ``capacity``: :mod:`pipeline.bench.capacity`."""
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import shlex
@@ -22,7 +22,7 @@ from pipeline.bench.runner import CaseConfig, run_case, wait_for_quiet
 from pipeline.bench.workers import ROOT, ensure_kafka
 from pipeline.settings import KafkaSettings
 
-__all__ = ["Options", "run_capacity", "run_e2e", "run_sweep"]
+__all__ = ["Options", "finish", "header", "prepare", "run_clean", "run_e2e", "run_sweep"]
 
 TIMESTAMPS = (
     "Kafka LogAppendTime on the benchmark's topics: latency = the result record's broker "
@@ -35,7 +35,6 @@ TIMESTAMPS = (
 _CONTENDED_CORES = 0.3
 _CONTENDED_RETRIES = 1
 _WORK = ROOT / ".data" / "bench" / "work"
-_ESTIMATE_SHARE = 0.8
 
 
 def run_clean(
@@ -130,7 +129,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _prepare(opts: Options) -> tuple[KafkaSettings, SegmentPool, dict[str, Any]]:
+def prepare(opts: Options) -> tuple[KafkaSettings, SegmentPool, dict[str, Any]]:
     kafka = ensure_kafka()
     pool = SegmentPool(opts.spec, ROOT / ".data" / "bench" / "segments", opts.pool_size)
     segs = {
@@ -147,7 +146,7 @@ def _prepare(opts: Options) -> tuple[KafkaSettings, SegmentPool, dict[str, Any]]
     return kafka, pool, segs
 
 
-def _header(kind: str, args: list[str]) -> dict[str, Any]:
+def header(kind: str, args: list[str]) -> dict[str, Any]:
     return {
         "schema": f"sw-bench-{kind}.v1",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -157,7 +156,7 @@ def _header(kind: str, args: list[str]) -> dict[str, Any]:
     }
 
 
-def _finish(doc: dict[str, Any], opts: Options, stem: str) -> Path:
+def finish(doc: dict[str, Any], opts: Options, stem: str) -> Path:
     from pipeline.bench import report
 
     doc["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -171,8 +170,8 @@ def _finish(doc: dict[str, Any], opts: Options, stem: str) -> Path:
 def run_e2e(opts: Options, *, baseline: bool, isolated: bool, stem: str = "e2e") -> dict[str, Any]:
     args = ["run", *opts.to_args()] + ([] if baseline else ["--no-baseline"])
     args += [] if isolated else ["--no-efficiency"]
-    doc = _header("e2e", args + (["--quick"] if opts.quick else []))
-    kafka, pool, doc["segments"] = _prepare(opts)
+    doc = header("e2e", args + (["--quick"] if opts.quick else []))
+    kafka, pool, doc["segments"] = prepare(opts)
     cfg = opts.case("e2e", baseline=baseline)
     if isolated:  # before any worker runs: nothing else competes for the CPU
         settings = efficiency.worker_settings(cfg.env)
@@ -185,7 +184,7 @@ def run_e2e(opts: Options, *, baseline: bool, isolated: bool, stem: str = "e2e")
         doc["efficiency"] = efficiency.fractions(doc["isolated"], doc["bound"], phases)
     if "baseline" in doc["case"]:
         doc["versus_baseline"] = versus_baseline(phases, doc["case"]["baseline"], opts)
-    _finish(doc, opts, stem)
+    finish(doc, opts, stem)
     return doc
 
 
@@ -220,98 +219,6 @@ def versus_baseline(phases: dict[str, Any], base: dict[str, Any], opts: Options)
     }
 
 
-def _passed(case: dict[str, Any]) -> bool:
-    return bool(case["phases"].get("realtime", {}).get("passed"))
-
-
-def _trial_summary(case: dict[str, Any]) -> dict[str, Any]:
-    """A case's real-time phase, with the samples of its own window (for the lag plot)."""
-    rt = case["phases"].get("realtime", {})
-    w = rt.get("window", {})
-    samples = [s for s in case.get("samples", []) if w and w["t0_s"] <= s["t_s"] <= w["t1_s"]]
-    return {
-        "realtime": rt,
-        "samples": samples,
-        "startup_s": case.get("startup_s"),
-        "contention_cores": case["contention_cores"],
-    }
-
-
-def estimate_streams(opts: Options, kafka: KafkaSettings, pool: SegmentPool) -> dict[str, Any]:
-    """A first guess for the search: the segment backlog rate of one short case, times the
-    segment length, times 0.8 (real-time batches are smaller than a backlog's)."""
-    cfg = opts.case("capacity-estimate", streams=8, realtime_s=0, backlog_segments=16)
-    case = run_clean(cfg, kafka, pool)
-    seg_per_s = case["phases"]["backlog_segments"].get("segments_per_s") or 1.0
-    streams = max(1, math.floor(_ESTIMATE_SHARE * seg_per_s * opts.spec.segment_s))
-    return {"backlog_segments_per_s": seg_per_s, "streams": streams, "share": _ESTIMATE_SHARE}
-
-
-def run_capacity(
-    opts: Options,
-    *,
-    start: int | None,
-    max_streams: int,
-    precision: float,
-    max_trials: int,
-    growth: float | None = None,
-) -> dict[str, Any]:
-    """``start`` None: estimated (:func:`estimate_streams`), then a search growing by 1.25;
-    an explicit ``start`` grows by 2 (``growth`` overrides either)."""
-    args = ["capacity", *opts.to_args(load=False), f"--max-streams={max_streams}"]
-    args += [f"--start={start}"] if start else []
-    args += [f"--growth={growth:g}"] if growth else []
-    args += [f"--precision={precision:g}", f"--max-trials={max_trials}"]
-    doc = _header("capacity", args + (["--quick"] if opts.quick else []))
-    kafka, pool, doc["segments"] = _prepare(opts)
-    settings = efficiency.worker_settings(opts.env)
-    doc["criteria"] = {
-        "p99_bound_ms": opts.p99_bound_s * 1000,
-        "lag": "least-squares slope of the consumer lag over the last 3/4 of each run <= 5 % "
-        "of the input rate (at least 0.1 records/s), per input topic",
-        "complete": "every input got its result",
-        "step_s": opts.realtime_s,
-        "chat_per_min_per_stream": opts.chat_per_min,
-        "sampling": settings.sampling
-        + (f" {settings.sample_fps:g} fps" if settings.sampling == "fps" else ""),
-        "backend": opts.env.get("SW_INFERENCE_BACKEND", settings.inference_backend),
-        "workers": opts.workers,
-    }
-
-    def probe(n: int) -> stats.Trial:
-        cfg = opts.case(
-            f"capacity-{n}",
-            streams=n,
-            backlog_segments=0,
-            backlog_chat=0,
-            drain_timeout_s=2 * opts.p99_bound_s,  # a result later than that fails anyway
-        )
-        # a pass under contention stands (it passed with less CPU); a failure is run again
-        case = run_clean(cfg, kafka, pool, retry=lambda c: not _passed(c))
-        summary = _trial_summary(case) | {"attempts": case["attempts"]}
-        return stats.Trial(n, _passed(case), summary)
-
-    growth = growth or (1.25 if start is None else 2.0)
-    if start is None:
-        doc["estimate"] = estimate_streams(opts, kafka, pool)
-        start = min(doc["estimate"]["streams"], max_streams)
-    doc["search"] = {"start": start, "growth": growth, "precision": precision}
-    found = stats.capacity_search(
-        probe,
-        start=start,
-        max_streams=max_streams,
-        precision=precision,
-        max_trials=max_trials,
-        growth=growth,
-    )
-    doc["capacity_streams"] = found.capacity
-    doc["first_failure_streams"] = found.first_failure
-    doc["streams_per_core"] = round(found.capacity / efficiency.core_budget(), 2)
-    doc["trials"] = [{"streams": t.streams, "passed": t.passed, **t.detail} for t in found.trials]
-    _finish(doc, opts, "capacity")
-    return doc
-
-
 def _case_key(cfg: CaseConfig) -> str:
     """Cases that would run the same thing (a knob's default value, set explicitly or not)."""
     settings = efficiency.worker_settings(cfg.env).model_dump(mode="json")
@@ -325,9 +232,9 @@ def run_sweep(
     """``cache`` (shared between the knobs of one command) runs an identical case once."""
     knob = KNOBS[knob_name]
     args = ["sweep", knob_name, f"--values={','.join(values)}", *opts.to_args()]
-    doc = _header("sweep", args + (["--quick"] if opts.quick else []))
+    doc = header("sweep", args + (["--quick"] if opts.quick else []))
     doc["knob"] = {"name": knob.name, "meaning": knob.help, "values": values}
-    kafka, pool, doc["segments"] = _prepare(opts)
+    kafka, pool, doc["segments"] = prepare(opts)
     doc["cases"] = []
     for value in values:
         fields: dict[str, Any] = {"env": dict(opts.env) | knob.env(value), **knob.case(value)}
@@ -344,5 +251,5 @@ def run_sweep(
                 cache[key] = case
         case = case | {"value": value}
         doc["cases"].append(case)
-    _finish(doc, opts, f"sweep-{knob.name}")
+    finish(doc, opts, f"sweep-{knob.name}")
     return doc

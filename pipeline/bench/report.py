@@ -273,15 +273,8 @@ def _sweep(doc: dict[str, Any], stem: str) -> list[str]:
 
 
 def markdown(doc: dict[str, Any], stem: str) -> str:
-    kind = doc["schema"]
-    lines = (
-        _e2e(doc, stem)
-        if kind == "sw-bench-e2e.v1"
-        else _capacity(doc, stem)
-        if kind == "sw-bench-capacity.v1"
-        else _sweep(doc, stem)
-    )
-    return "\n".join(lines) + "\n"
+    kinds = {"sw-bench-e2e.v1": _e2e, "sw-bench-capacity.v1": _capacity}
+    return "\n".join(kinds.get(doc["schema"], _sweep)(doc, stem)) + "\n"
 
 
 def summarize(folder: Path) -> Path:

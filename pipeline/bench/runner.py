@@ -81,53 +81,56 @@ def run_case(
     partitions = cfg.partitions or _DEFAULT_PARTITIONS
     baseline_topic = prefix + "baseline-results"
     extra = (baseline_topic,) if cfg.baseline else ()
-    create_topics(kafka, names, partitions=cfg.partitions, extra=extra)
-    env = _worker_env(cfg, kafka, prefix, group)
-    server_pids = _inference_server(cfg)
-    workdir.mkdir(parents=True, exist_ok=True)
-    workers = [WorkerProc(i, env, workdir / f"{prefix}worker-{i}.log") for i in range(cfg.workers)]
     doc: dict[str, Any] = {
         "case": cfg.name,
         "config": asdict(cfg) | {"env": dict(cfg.env), "backend": cfg.backend},
         "topic_prefix": prefix,
         "partitions": partitions,
         "phases": {},
+        "quiet": wait_for_quiet(cfg.quiet_wait_s, cfg.quiet_cores),
     }
-    doc["quiet"] = wait_for_quiet(cfg.quiet_wait_s, cfg.quiet_cores)
-    collector = ResultCollector(kafka, names.results)
-    collector.start()
-    offsets = Consumer(kafka.confluent_config() | {"group.id": f"{group}-offsets"})
-    sampler: Sampler | None = None
-    try:
-        t_start = time.monotonic()
-        for w in workers:
-            w.start()
-        wait_group(kafka, group, min(cfg.workers, partitions), workers, timeout_s=180)
-        doc["startup_s"] = round(time.monotonic() - t_start, 2)
-        _warm_up(kafka, names, pool, partitions, collector, workers)
-        doc["warm_up_s"] = round(time.monotonic() - t_start - doc["startup_s"], 2)
-        sampler = Sampler(
-            kafka,
-            group,
-            [names.segments, names.chat],
-            workers,
-            server_pids,
-            interval_s=cfg.sample_interval_s,
-        )
-        sampler.take()
-        sampler.start()
-        ctx = PhaseContext(kafka, names, pool, workers, collector, sampler, offsets)
-        doc["phases"] = _phases(ctx, cfg)
-        sampler.take()
-    finally:
-        if sampler is not None:
-            sampler.stop()
-            doc["samples"] = sampler.samples
-        for w in workers:
-            w.stop()
-        collector.stop()
-        doc["worker_logs"] = [_shown(w.log_path) for w in workers]
-    try:
+    server_pids = _inference_server(cfg)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = _worker_env(cfg, kafka, prefix, group)
+    workers = [WorkerProc(i, env, workdir / f"{prefix}worker-{i}.log") for i in range(cfg.workers)]
+    create_topics(kafka, names, partitions=cfg.partitions, extra=extra)
+    try:  # from here on, the topics go whatever happens
+        collector = ResultCollector(kafka, names.results)
+        collector.start()
+        sampler: Sampler | None = None
+        try:
+            t_start = time.monotonic()
+            for w in workers:
+                w.start()
+            wait_group(kafka, group, min(cfg.workers, partitions), workers, timeout_s=180)
+            doc["startup_s"] = round(time.monotonic() - t_start, 2)
+            _warm_up(kafka, names, pool, partitions, collector, workers)
+            doc["warm_up_s"] = round(time.monotonic() - t_start - doc["startup_s"], 2)
+            sampler = Sampler(
+                kafka,
+                group,
+                [names.segments, names.chat],
+                workers,
+                server_pids,
+                interval_s=cfg.sample_interval_s,
+            )
+            sampler.take()
+            sampler.start()
+            offsets = Consumer(kafka.confluent_config() | {"group.id": f"{group}-offsets"})
+            try:
+                ctx = PhaseContext(kafka, names, pool, workers, collector, sampler, offsets)
+                doc["phases"] = _phases(ctx, cfg)
+            finally:
+                offsets.close()
+            sampler.take()
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                doc["samples"] = sampler.samples
+            for w in workers:
+                w.stop()
+            collector.stop()
+            doc["worker_logs"] = [_shown(w.log_path) for w in workers]
         if cfg.baseline and "backlog_segments" in doc["phases"]:
             from pipeline.bench.baseline import run_baseline
 
@@ -135,7 +138,6 @@ def run_case(
                 kafka, names, doc["phases"], cfg, results_topic=baseline_topic, workdir=workdir
             )
     finally:
-        offsets.close()
         delete_topics(kafka, names, group, extra)
     doc["contention_cores"] = contention_cores(doc["phases"])
     return doc
