@@ -25,7 +25,7 @@ __all__ = ["EmbeddedOnnxBackend"]
 log = logging.getLogger(__name__)
 
 # onnxruntime type strings -> numpy dtypes for the inputs we can check.
-_ORT_DTYPES: dict[str, np.dtype] = {
+ORT_DTYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),
     "tensor(double)": np.dtype(np.float64),
@@ -40,7 +40,7 @@ _ORT_DTYPES: dict[str, np.dtype] = {
 def _signature(model: str, session: ort.InferenceSession) -> tuple[TensorSpec, ...]:
     specs = []
     for arg in session.get_inputs():
-        dtype = _ORT_DTYPES.get(arg.type)
+        dtype = ORT_DTYPES.get(arg.type)
         if dtype is None:
             raise ConfigError(
                 f"model {model!r}: input {arg.name!r} has unsupported type {arg.type}"

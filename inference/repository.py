@@ -32,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from inference.frames import BUILTIN_FRAME_MODELS, FrameModel, load_frame_model
+from inference.onnx_backend import ORT_DTYPES
 from pipeline.errors import ConfigError
 
 __all__ = ["TensorConfig", "default_preferred_batch_sizes", "export_repository", "render_config"]
@@ -49,16 +50,6 @@ _TRITON_TYPES: dict[np.dtype, str] = {
     np.dtype(np.int32): "TYPE_INT32",
     np.dtype(np.int64): "TYPE_INT64",
     np.dtype(np.bool_): "TYPE_BOOL",
-}
-_ORT_TYPES: dict[str, np.dtype] = {
-    "tensor(float)": np.dtype(np.float32),
-    "tensor(float16)": np.dtype(np.float16),
-    "tensor(double)": np.dtype(np.float64),
-    "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(int8)": np.dtype(np.int8),
-    "tensor(int32)": np.dtype(np.int32),
-    "tensor(int64)": np.dtype(np.int64),
-    "tensor(bool)": np.dtype(np.bool_),
 }
 MODEL_TEMPLATE = Path(__file__).with_name("_triton_model.py")
 TENSORRT_WORKSPACE_BYTES = 1 << 30
@@ -183,7 +174,7 @@ def onnx_tensors(path: Path) -> tuple[list[TensorConfig], list[TensorConfig]]:
         tensors = []
         for arg in args:
             dims = [d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape]
-            dtype = _ORT_TYPES.get(arg.type)
+            dtype = ORT_DTYPES.get(arg.type)
             if dtype is None or not dims or dims[0] != -1:
                 raise ConfigError(
                     f"{path.name}: tensor {arg.name!r} ({arg.type}, shape {arg.shape}) "
