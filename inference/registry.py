@@ -95,6 +95,7 @@ class OcrConfig(BaseModel):
     enabled: bool = True
     every_nth_frame: _Positive = 1
     max_per_segment: Annotated[int, Field(ge=0)] = 1
+    every_nth_segment: _Positive = 1
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
     det_limit_side_px: Annotated[int, Field(ge=32)] = 736
     max_batch: _Positive = 8
@@ -244,7 +245,9 @@ def load_registry(path: Path | str | None = None) -> ModelRegistry:
         frame_models=models,
         ocr_models=ocr_models,
         ocr_config=ocr,
-        ocr_schedule=OcrSchedule(ocr.every_nth_frame, ocr.max_per_segment, ocr.enabled),
+        ocr_schedule=OcrSchedule(
+            ocr.every_nth_frame, ocr.max_per_segment, ocr.enabled, ocr.every_nth_segment
+        ),
         batching=default,
         per_model_batching=per_model,
         source=source,

@@ -34,23 +34,26 @@ __all__ = ["FrameAnalysis", "MultiFrameScorer", "OcrSchedule", "merge_max"]
 class OcrSchedule:
     """Which frames of a segment OCR reads (it costs ~10x a classifier).
 
-    Frames ``0, n, 2n, ...`` are candidates (``every_nth_frame=n``); at most
-    ``max_per_segment`` of them are read (0 = no cap), evenly spread.
-    ``every_nth_frame=1, max_per_segment=1`` reads one frame per segment: the
-    first. ``enabled=False`` reads none.
+    Only segments whose ``seq`` is a multiple of ``every_nth_segment`` are read (text burned
+    into a stream stays for seconds; the choice depends on ``seq`` alone, so a redelivery
+    reads the same frames). In those, frames ``0, n, 2n, ...`` are candidates
+    (``every_nth_frame=n``); at most ``max_per_segment`` of them are read (0 = no cap),
+    evenly spread. ``every_nth_frame=1, max_per_segment=1`` reads one frame per segment:
+    the first. ``enabled=False`` reads none.
     """
 
     every_nth_frame: int = 1
     max_per_segment: int = 1
     enabled: bool = True
+    every_nth_segment: int = 1
 
     def __post_init__(self) -> None:
-        if self.every_nth_frame < 1 or self.max_per_segment < 0:
+        if self.every_nth_frame < 1 or self.max_per_segment < 0 or self.every_nth_segment < 1:
             raise ConfigError(f"bad OCR schedule {self}")
 
-    def pick(self, n_frames: int) -> list[int]:
-        """Indices of the frames to read, out of ``n_frames``, ascending."""
-        if not self.enabled or n_frames <= 0:
+    def pick(self, n_frames: int, seq: int = 0) -> list[int]:
+        """Indices of the frames to read, out of segment ``seq``'s ``n_frames``, ascending."""
+        if not self.enabled or n_frames <= 0 or seq % self.every_nth_segment:
             return []
         candidates = list(range(0, n_frames, self.every_nth_frame))
         cap = self.max_per_segment

@@ -14,7 +14,8 @@ Agents (each ``concurrency=1``, batches from ``take_events``):
 (at shutdown), which would let the commit pass inputs whose outputs were never published. So
 each event's message gets one extra reference while its batch is in flight: take_events' own
 ack then only drops that to one, and the final ack, the one that makes the offset committable,
-is ours, after the outputs are durable. A batch that never completes is redelivered.
+is ours, after the outputs are durable. A batch that never completes is redelivered. And the
+commits faust would make past unprocessed inputs are refused (``pipeline.commit_guard``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import faust
 from faust.types import EventT
 
 from pipeline import metrics
+from pipeline.commit_guard import CommitGuard
 from pipeline.errors import InferenceError
 from pipeline.faust_state import FaustState
 from pipeline.kpi import observe_outputs
@@ -167,12 +169,14 @@ async def _process(
     kind: str,
     handler: Handler,
     publisher: Publisher,
+    guard: CommitGuard,
     state: StateStore | None = None,
 ) -> None:
     for event in events:  # hold the offsets until outputs and state are durable (module doc)
         event.message.incref()
     await handle_batch(kind, [to_record(e) for e in events], handler, publisher, state)
     for event in events:
+        guard.mark_processed(event.message)
         await stream.ack(event)
 
 
@@ -195,7 +199,7 @@ def create_app(
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
         broker_credentials=_credentials(kafka),
         store=worker.table_store,
-        **_datadir(worker),
+        datadir=str(worker.state_dir),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -207,6 +211,11 @@ def create_app(
         stream_buffer_maxsize=4 * max(worker.segment_batch_max, worker.chat_batch_max),
     )
     publisher = Publisher(app, names)
+    guard = CommitGuard(
+        [names.segments, names.chat, names.strikes, names.review_verdicts],
+        stall_after_s=worker.partition_stall_s,
+    )
+    guard.install(app.consumer)
     state = FaustState(app, partitions=state_partitions)
     h = handlers(state)
     if health is not None:
@@ -227,7 +236,7 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.segment_batch_max, within=within_s
         ):
-            await _process(stream, events, "segment", h.segments, publisher, state)
+            await _process(stream, events, "segment", h.segments, publisher, guard, state)
 
     @app.agent(chat, concurrency=1, name="chat")
     async def chat_agent(stream: faust.StreamT) -> None:
@@ -235,21 +244,21 @@ def create_app(
         async for events in cast(faust.Stream, stream).take_events(
             worker.chat_batch_max, within=within_s
         ):
-            await _process(stream, events, "chat", h.chat, publisher, state)
+            await _process(stream, events, "chat", h.chat, publisher, guard, state)
 
     strikes = app.topic(names.strikes, key_serializer="raw", value_serializer="raw")
 
     @app.agent(strikes, concurrency=1, name="strikes")
     async def strikes_agent(stream: faust.StreamT) -> None:
         async for events in cast(faust.Stream, stream).take_events(64, within=0.2):
-            await _process(stream, events, "strikes", h.strikes, publisher, state)
+            await _process(stream, events, "strikes", h.strikes, publisher, guard, state)
 
     verdicts = app.topic(names.review_verdicts, key_serializer="raw", value_serializer="raw")
 
     @app.agent(verdicts, concurrency=1, name="verdicts")
     async def verdicts_agent(stream: faust.StreamT) -> None:
         async for events in cast(faust.Stream, stream).take_events(64, within=0.5):
-            await _process(stream, events, "verdict", h.verdicts, publisher)
+            await _process(stream, events, "verdict", h.verdicts, publisher, guard)
 
     # acks=False: offsets never committed, so each start re-reads the compacted overrides.
     control = app.topic(names.control, key_serializer="raw", value_serializer="raw", acks=False)
@@ -261,11 +270,6 @@ def create_app(
             await handle_batch("control", [to_record(e) for e in events], on_control, publisher)
 
     return app
-
-
-def _datadir(worker: WorkerSettings) -> dict[str, Any]:
-    """Faust's data folder (RocksDB state) when set; Faust's default otherwise."""
-    return {"datadir": str(worker.state_dir)} if worker.state_dir is not None else {}
 
 
 def _sampling_control(worker: WorkerSettings, kafka: KafkaSettings, topic: str) -> Handler:

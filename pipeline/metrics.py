@@ -18,6 +18,21 @@ BATCH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BATCH_RETRIES = Counter("sw_batch_retries_total", "Batches retried after a backend error", ["kind"])
+UNPROCESSED_ACKS_REFUSED = Counter(
+    "sw_unprocessed_acks_refused_total",
+    "Inputs faust skipped in a rebalance and tried to ack; left uncommitted for redelivery",
+    ["topic"],
+)
+PARTITION_STALLS = Counter(
+    "sw_partition_stalls_total",
+    "Input partitions whose commit stood still behind the log end; sought back to it",
+    ["topic"],
+)
+FETCH_JUMPS = Counter(
+    "sw_fetch_jumps_total",
+    "Jumps in fetched input offsets (dropped messages): commit held, partition sought back",
+    ["topic"],
+)
 
 # Media stage: sampling, near-duplicate suppression, hash-bank matching.
 FRAMES_SAMPLED = Counter(

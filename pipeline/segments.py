@@ -19,6 +19,7 @@ found, a JPEG thumbnail for review tasks) for ``pipeline.outputs``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inference.registry import ModelRegistry
+from inference.scoring import OcrSchedule
 from pipeline import codec
 from pipeline.errors import ConfigError, SchemaError
 from pipeline.media import DecodedSegment, MediaLimits, decode_segment, fetch_segment
@@ -208,12 +211,19 @@ def hash_frames(
     return tuple(out)
 
 
+def ocr_schedule(settings: WorkerSettings, registry: ModelRegistry) -> OcrSchedule:
+    """The registry's OCR schedule with the worker's ``ocr_every_nth_segment`` applied."""
+    n = settings.ocr_every_nth_segment
+    schedule = registry.ocr_schedule
+    return schedule if n is None else dataclasses.replace(schedule, every_nth_segment=n)
+
+
 class SegmentStage:
     """Fetch (when by reference), demux, sample and hash one segment, within the bounds.
 
     ``overrides``: the per-stream sampling overrides the control agent fills (default: the
     process's map); ``bank``: the hash bank (default: ``settings.hash_bank_path``, loaded now);
-    ``ocr_pick``: which of a segment's N sampled frames OCR reads (``OcrSchedule.pick``), None
+    ``ocr_pick``: which of segment seq's N sampled frames OCR reads (``OcrSchedule.pick``), None
     when OCR is off: those frames keep a copy of up to ``settings.ocr_max_side_px``.
     """
 
@@ -223,7 +233,7 @@ class SegmentStage:
         *,
         overrides: SamplingOverrides | None = None,
         bank: BankFile | None = None,
-        ocr_pick: Callable[[int], Sequence[int]] | None = None,
+        ocr_pick: Callable[[int, int], Sequence[int]] | None = None,
     ) -> None:
         self.settings = settings
         self.ocr_pick = ocr_pick
@@ -262,7 +272,7 @@ class SegmentStage:
             scene_threshold=plan.scene_threshold,
             scene_check_fps=plan.scene_check_fps,
         )
-        picked = self.ocr_pick(len(media.frames)) if self.ocr_pick is not None else ()
+        picked = self.ocr_pick(len(media.frames), meta.seq) if self.ocr_pick is not None else ()
         frames = hash_frames(
             media,
             meta,

@@ -95,6 +95,13 @@ class WorkerSettings(BaseSettings):
     ocr_enabled: bool = Field(
         default=True, description="read burned-in text on the frames the registry's schedule picks"
     )
+    ocr_every_nth_segment: int | None = Field(
+        default=None,
+        ge=1,
+        description="OCR reads only segments whose seq is a multiple of this (default: the model "
+        "registry's ocr.every_nth_segment, 1); OCR is most of a worker's CPU, so this is the "
+        "largest capacity knob",
+    )
     ocr_max_side_px: int = Field(
         default=1280,
         ge=32,
@@ -113,6 +120,13 @@ class WorkerSettings(BaseSettings):
     fetch_timeout_s: float = 10.0
     dead_letter_max_payload_bytes: int = 1024 * 1024
     commit_interval_s: float = 1.0
+    partition_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="an input partition whose commit stands still this long behind the log end "
+        "is sought back to its committed offset (pipeline.commit_guard); keep it above the "
+        "longest batch",
+    )
     policy_file: Path = Field(
         default_factory=default_policy_file,
         description="policy.v1 YAML (default: the shipped policies/default.yaml); its version is "
@@ -124,6 +138,7 @@ class WorkerSettings(BaseSettings):
         description="Faust table store for the policy state: memory:// (rebuilt from the "
         "changelog on start) or rocksdb:// (needs the rocksdb extra: rocksdict)",
     )
-    state_dir: Path | None = Field(
-        default=None, description="Faust's data folder (RocksDB state); default ./<app_id>-data"
+    state_dir: Path = Field(
+        default=Path(".data/faust/{conf.id}"),
+        description="Faust's data folder (RocksDB state); {conf.id} is the app id",
     )

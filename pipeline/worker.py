@@ -25,7 +25,7 @@ from pipeline.moderator import ChatModerator, SegmentModerator
 from pipeline.observability import Health, serve, watch_lag
 from pipeline.outputs import ModelRef
 from pipeline.policy import Policy, load_policy
-from pipeline.segments import SegmentStage
+from pipeline.segments import SegmentStage, ocr_schedule
 from pipeline.settings import KafkaSettings, WorkerSettings
 from pipeline.state import StateStore
 from pipeline.topics import TopicNames
@@ -94,7 +94,7 @@ def build_app(
     backend = make_backend(worker, registry.onnx_files(ocr=ocr_here))
     batcher = MicroBatcher(backend, registry.batching, per_model=registry.per_model_batching)
     ocr = build_ocr(worker, registry, batcher)
-    schedule = registry.ocr_schedule
+    schedule = ocr_schedule(worker, registry)
     frames = MultiFrameScorer(
         batcher,
         registry.frame_models,

@@ -45,6 +45,7 @@ class _Models:
 
         from inference.registry import load_registry
         from inference.text import ChatScorer
+        from pipeline.segments import ocr_schedule
 
         registry = load_registry(settings.model_registry_path)
         files = registry.onnx_files(ocr=False)
@@ -65,10 +66,10 @@ class _Models:
                 registry.ocr_models.onnx_files(), intra_op_threads=settings.onnx_threads
             )
             self.ocr = registry.build_ocr(ocr_backend)
-        self.ocr_pick = registry.ocr_schedule.pick
+        self.ocr_pick = ocr_schedule(settings, registry).pick
         self.loop = asyncio.new_event_loop()
 
-    def segment(self, data: bytes, counts: Counter[str]) -> dict[str, float]:
+    def segment(self, data: bytes, seq: int, counts: Counter[str]) -> dict[str, float]:
         """Decode every frame; score the picked ones model by model, batch 1; OCR."""
         import av
         import numpy as np
@@ -97,7 +98,7 @@ class _Models:
                     for cat, score in model.scores_from_output(out, 1)[0].items():
                         scores[cat] = max(score, scores.get(cat, 0.0))
         if self.ocr is not None:
-            for i in self.ocr_pick(len(picked)):  # one frame at a time
+            for i in self.ocr_pick(len(picked), seq):  # one frame at a time
                 self.loop.run_until_complete(self.ocr.read([picked[i]]))
                 counts["frames_ocr"] += 1
         return scores
@@ -122,6 +123,8 @@ def _assign(consumer: Any, ranges: dict[str, dict[str, list[int]]]) -> dict[tupl
 
 def _loop(spec: dict[str, Any]) -> dict[str, Any]:
     from confluent_kafka import Consumer, Producer
+
+    from pipeline.segments import META_HEADER
 
     settings, kafka = WorkerSettings(), KafkaSettings()
     models = _Models(settings)
@@ -149,7 +152,8 @@ def _loop(spec: dict[str, Any]) -> dict[str, Any]:
         c, w = time.process_time(), time.perf_counter()
         doc: dict[str, Any]
         if key[0] == spec["segments"]:
-            kind, doc = "segment", {"scores": models.segment(msg.value() or b"", counts)}
+            seq = orjson.loads(dict(msg.headers() or [])[META_HEADER] or b"{}")["seq"]
+            kind, doc = "segment", {"scores": models.segment(msg.value() or b"", seq, counts)}
         else:
             kind, doc = "chat", {"toxicity": models.chat_line(msg.value() or b"{}")}
         producer.produce(spec["results"], key=msg.key(), value=orjson.dumps(doc | {"kind": kind}))

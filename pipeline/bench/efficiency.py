@@ -27,7 +27,7 @@ from pipeline.bench.load import SegmentPool, chat_texts
 from pipeline.bench.stats import ratio
 from pipeline.media.sampling import SamplingOverrides
 from pipeline.records import InRecord, iso_ms
-from pipeline.segments import META_HEADER, PreparedSegment, SegmentStage
+from pipeline.segments import META_HEADER, PreparedSegment, SegmentStage, ocr_schedule
 from pipeline.settings import WorkerSettings
 
 __all__ = ["bound", "core_budget", "fractions", "isolated_costs", "worker_settings"]
@@ -77,7 +77,7 @@ def isolated_costs(
     """CPU ms per segment / per sampled frame / per OCR'd frame / per chat line, by stage."""
     registry = load_registry(settings.model_registry_path)
     ocr = _ocr_engine(settings, registry)
-    pick = registry.ocr_schedule.pick if ocr is not None else None
+    pick = ocr_schedule(settings, registry).pick if ocr is not None else None
     stage = SegmentStage(settings, overrides=SamplingOverrides(), ocr_pick=pick)
     records = [_record(pool, i, data) for i, data in enumerate(pool.segments)]
     stage.prepare(records[0])  # warm-up (codec init)

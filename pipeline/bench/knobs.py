@@ -11,6 +11,7 @@ _INT_SETTINGS = {
     "frame-batch-max": "SW_FRAME_BATCH_MAX",
     "onnx-threads": "SW_ONNX_THREADS",
     "decode-threads": "SW_DECODE_THREADS",
+    "ocr-every": "SW_OCR_EVERY_NTH_SEGMENT",
 }
 
 
@@ -75,6 +76,12 @@ KNOBS: Mapping[str, Knob] = {
         Knob("frame-batch-max", "SW_FRAME_BATCH_MAX", ("4", "16"), ("4", "16")),
         Knob("onnx-threads", "SW_ONNX_THREADS (ONNX Runtime intra-op)", ("1", "2"), ("1", "2")),
         Knob("decode-threads", "SW_DECODE_THREADS (decode pool)", ("1", "2"), ("1", "2")),
+        Knob(
+            "ocr-every",
+            "SW_OCR_EVERY_NTH_SEGMENT (OCR reads one segment in N)",
+            ("1", "3", "10"),
+            ("1", "3"),
+        ),
         Knob(
             "sampling",
             "SW_SAMPLING[:SW_SAMPLE_FPS]",

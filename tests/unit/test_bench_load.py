@@ -64,6 +64,7 @@ def test_knobs_map_values_to_worker_settings() -> None:
     assert KNOBS["workers"].case("2") == {"workers": 2} and KNOBS["workers"].env("2") == {}
     assert KNOBS["streams"].case("16") == {"streams": 16}
     assert KNOBS["onnx-threads"].env("1") == {"SW_ONNX_THREADS": "1"}
+    assert KNOBS["ocr-every"].env("3") == {"SW_OCR_EVERY_NTH_SEGMENT": "3"}
     assert KNOBS["frame-batch-max"].env("4") == {"SW_FRAME_BATCH_MAX": "4"}
 
 

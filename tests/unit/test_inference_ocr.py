@@ -207,6 +207,26 @@ def test_ocr_schedule_off_and_invalid() -> None:
     assert OcrSchedule(enabled=False).pick(10) == []
     with pytest.raises(ConfigError):
         OcrSchedule(every_nth_frame=0)
+    with pytest.raises(ConfigError):
+        OcrSchedule(every_nth_segment=0)
+
+
+def test_ocr_schedule_every_nth_segment_depends_on_seq_alone() -> None:
+    schedule = OcrSchedule(every_nth_segment=3)
+    assert [seq for seq in range(10) if schedule.pick(4, seq)] == [0, 3, 6, 9]
+    assert schedule.pick(4, 6) == [0] and schedule.pick(4, 6) == schedule.pick(4, 6)
+
+
+def test_worker_setting_overrides_the_registry_cadence() -> None:
+    from inference.registry import load_registry
+    from pipeline.segments import ocr_schedule
+    from pipeline.settings import WorkerSettings
+
+    registry = load_registry(None)
+    assert ocr_schedule(WorkerSettings(), registry) == registry.ocr_schedule
+    tuned = ocr_schedule(WorkerSettings(ocr_every_nth_segment=4), registry)
+    assert tuned.every_nth_segment == 4
+    assert tuned.max_per_segment == registry.ocr_schedule.max_per_segment
 
 
 # --- the engine on a fake backend ----------------------------------------------------------

@@ -289,7 +289,7 @@ class FakeOcr:
 def test_frames_for_ocr_keep_a_larger_copy() -> None:
     data = segment(width=1280, height=720, duration_ms=2000, gop_frames=30)
     settings = WorkerSettings()
-    stage = SegmentStage(settings, overrides=SamplingOverrides(), ocr_pick=lambda n: [0])
+    stage = SegmentStage(settings, overrides=SamplingOverrides(), ocr_pick=lambda n, seq: [0])
     p = stage.prepare(record(data))
     assert [f.image.shape for f in p.frames] == [(252, 448, 3)] * 2
     assert p.frames[0].ocr_image is not None and p.frames[0].ocr_image.shape == (720, 1280, 3)
@@ -305,7 +305,9 @@ async def test_a_burned_in_phone_number_is_reviewed_then_acted_on(
 ) -> None:
     """ocr-solicitation acts on 2 of 3 segments: the first is a review task (thumbnail, OCR
     text, what was found), the second an action; state carries over between batches."""
-    stage = SegmentStage(WorkerSettings(), overrides=SamplingOverrides(), ocr_pick=lambda n: [0])
+    stage = SegmentStage(
+        WorkerSettings(), overrides=SamplingOverrides(), ocr_pick=lambda n, seq: [0]
+    )
     ocr = FakeOcr("live-42 seq 0\nwrite me 8 (912) 345-67-89")
     state = MemoryStateStore()
     mod = SegmentModerator(
