@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -258,7 +257,7 @@ def assert_committed_to_end(kafka: KafkaSettings, group: str, topic_names: list[
 
 # Delivery, not OCR, is under test: OCR (~0.3-0.5 s of CPU a segment on 2 cores) would make
 # the backlog after the SIGKILL restart race the deadline on a loaded machine.
-@pytest.mark.timeout(600)  # a stall costs one more restart and collection (see below)
+@pytest.mark.timeout(420)  # the SIGKILLed member holds its partitions for ~60 s
 @pytest.mark.parametrize("worker_env", [{"SW_OCR_ENABLED": "false", "SW_PARTITION_STALL_S": "10"}])
 def test_killed_worker_restarts_without_losing_any_input(
     kafka: KafkaSettings, topics: TopicNames, worker: Worker
@@ -286,19 +285,9 @@ def test_killed_worker_restarts_without_losing_any_input(
     def done(o: dict[str, list[dict[str, Any]]]) -> bool:
         return len({r["id"] for r in o["results"]}) >= expected
 
-    out = collect(kafka, topics, done, timeout_s=120)
-    if not done(out):
-        # Known liveness problem (not loss): after the SIGKILLed member expires, faust's table
-        # recovery can restart mid-rebalance and leave a partition's stream paused. The offsets
-        # stay behind the unprocessed inputs, so one more restart must finish the work.
-        logging.getLogger(__name__).warning(
-            "stalled at %d/%d inputs with a result; restarting the worker",
-            len({r["id"] for r in out["results"]}),
-            expected,
-        )
-        worker.stop(signal.SIGTERM)
-        worker.start()
-        out = collect(kafka, topics, done, timeout_s=150)
+    # The worker must heal on its own: faust can drop messages in the rebalances around a
+    # restart, and pipeline.commit_guard seeks back (at a jump, or after SW_PARTITION_STALL_S).
+    out = collect(kafka, topics, done, timeout_s=180)
     ids_by_input: dict[str, set[str]] = defaultdict(set)
     for r in out["results"]:
         src = r["input"]
