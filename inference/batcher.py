@@ -43,30 +43,32 @@ log = logging.getLogger(__name__)
 BATCH_SAMPLES = Histogram(
     "sw_batcher_batch_samples",
     "Samples per backend call made by the micro-batcher",
-    ["model"],
+    ["model", "backend"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 BATCH_REQUESTS = Histogram(
     "sw_batcher_batch_requests",
     "Caller requests joined into one backend call",
-    ["model"],
+    ["model", "backend"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 QUEUE_WAIT = Histogram(
     "sw_batcher_queue_wait_seconds",
     "Time a request waited in the batcher before its backend call started",
-    ["model"],
+    ["model", "backend"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 CALL_SECONDS = Histogram(
     "sw_batcher_call_seconds",
     "Duration of one batched backend call",
-    ["model"],
+    ["model", "backend"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-QUEUED = Gauge("sw_batcher_queued_requests", "Requests waiting in the batcher", ["model"])
+QUEUED = Gauge(
+    "sw_batcher_queued_requests", "Requests waiting in the batcher", ["model", "backend"]
+)
 FAILED_CALLS = Counter(
-    "sw_batcher_failed_calls_total", "Batched backend calls that failed", ["model"]
+    "sw_batcher_failed_calls_total", "Batched backend calls that failed", ["model", "backend"]
 )
 
 
@@ -198,7 +200,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         request = _Request(inputs, size, _key(inputs), loop.time(), loop.create_future())
         lane.pending.append(request)
-        QUEUED.labels(lane.model).inc()
+        QUEUED.labels(lane.model, self.backend.name).inc()
         lane.arrived.set()
         return request.future
 
@@ -225,10 +227,9 @@ class MicroBatcher:
         lane.pending = kept
         return full
 
-    @staticmethod
-    def _dequeued(lane: _Lane) -> None:
+    def _dequeued(self, lane: _Lane) -> None:
         lane.space.release()
-        QUEUED.labels(lane.model).dec()
+        QUEUED.labels(lane.model, self.backend.name).dec()
 
     async def _collect(self, lane: _Lane) -> list[_Request]:
         loop = asyncio.get_running_loop()
@@ -282,11 +283,13 @@ class MicroBatcher:
                 inputs = {n: np.concatenate([r.inputs[n] for r in batch]) for n in inputs}
             started = loop.time()
             for request in batch:
-                QUEUE_WAIT.labels(lane.model).observe(started - request.enqueued_s)
-            BATCH_SAMPLES.labels(lane.model).observe(total)
-            BATCH_REQUESTS.labels(lane.model).observe(len(batch))
+                QUEUE_WAIT.labels(lane.model, self.backend.name).observe(
+                    started - request.enqueued_s
+                )
+            BATCH_SAMPLES.labels(lane.model, self.backend.name).observe(total)
+            BATCH_REQUESTS.labels(lane.model, self.backend.name).observe(len(batch))
             outputs = await self.backend.infer(lane.model, inputs)
-            CALL_SECONDS.labels(lane.model).observe(loop.time() - started)
+            CALL_SECONDS.labels(lane.model, self.backend.name).observe(loop.time() - started)
             wrong = {n: a.shape for n, a in outputs.items() if a.ndim == 0 or a.shape[0] != total}
             if wrong:
                 raise InferenceError(
@@ -307,9 +310,8 @@ class MicroBatcher:
         finally:
             lane.slots.release()
 
-    @staticmethod
-    def _fail(lane: _Lane, batch: list[_Request], exc: Exception) -> None:
-        FAILED_CALLS.labels(lane.model).inc()
+    def _fail(self, lane: _Lane, batch: list[_Request], exc: Exception) -> None:
+        FAILED_CALLS.labels(lane.model, self.backend.name).inc()
         log.warning("batched call model=%s requests=%d failed: %s", lane.model, len(batch), exc)
         for request in batch:
             if not request.future.done():

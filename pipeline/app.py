@@ -24,6 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -199,7 +200,7 @@ def create_app(
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
         broker_credentials=_credentials(kafka),
         store=worker.table_store,
-        datadir=str(worker.state_dir),
+        datadir=str(_datadir(worker)),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -270,6 +271,12 @@ def create_app(
             await handle_batch("control", [to_record(e) for e in events], on_control, publisher)
 
     return app
+
+
+def _datadir(worker: WorkerSettings) -> Path:
+    datadir = worker.state_dir / worker.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
+    return datadir
 
 
 def _sampling_control(worker: WorkerSettings, kafka: KafkaSettings, topic: str) -> Handler:

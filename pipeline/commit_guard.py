@@ -2,7 +2,7 @@
 
 Measured here (``tests/integration/test_e2e.py``, SIGTERM and SIGKILL mid-run): faust 0.15.3
 committed the input topics past messages that no agent had processed, losing 4-13 of 80
-inputs in 1 run of 3. Three faust behaviours combine:
+inputs in 3 runs of 4. Three faust behaviours combine:
 
 1. At the end of table recovery faust resumes the input partitions and *then* seeks them to
    the committed offsets while the fetcher is already delivering a batch; the batch then sets

@@ -139,6 +139,6 @@ class WorkerSettings(BaseSettings):
         "changelog on start) or rocksdb:// (needs the rocksdb extra: rocksdict)",
     )
     state_dir: Path = Field(
-        default=Path(".data/faust/{conf.id}"),
-        description="Faust's data folder (RocksDB state); {conf.id} is the app id",
+        default=Path(".data/faust"),
+        description="Faust's data folders (RocksDB state): <state_dir>/<app_id>",
     )

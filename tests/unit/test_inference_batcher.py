@@ -59,7 +59,13 @@ async def spin(times: int = 20) -> None:
 
 
 def samples(model: str, metric: str = "sw_batcher_batch_samples_count") -> float:
-    return REGISTRY.get_sample_value(metric, {"model": model}) or 0.0
+    """The metric's value for ``model``, over every backend label."""
+    return sum(
+        s.value
+        for family in REGISTRY.collect()
+        for s in family.samples
+        if s.name == metric and s.labels.get("model") == model
+    )
 
 
 async def test_concurrent_requests_become_one_call_and_each_gets_its_slice() -> None:
@@ -112,14 +118,20 @@ async def test_full_queue_makes_callers_wait_and_nothing_is_dropped() -> None:
     await spin()
     # One call in flight, two requests queued: the other three callers wait for room.
     assert backend.sizes == [1]
-    assert REGISTRY.get_sample_value("sw_batcher_queued_requests", {"model": "bp"}) == 2
+    assert (
+        REGISTRY.get_sample_value("sw_batcher_queued_requests", {"model": "bp", "backend": "gated"})
+        == 2
+    )
     assert not any(c.done() for c in calls)
     backend.gate.set()
     results = await asyncio.gather(*calls)
     assert backend.sizes == [1] * 6
     for value, result in enumerate(results):
         np.testing.assert_allclose(result["y"], expected(value))
-    assert REGISTRY.get_sample_value("sw_batcher_queued_requests", {"model": "bp"}) == 0
+    assert (
+        REGISTRY.get_sample_value("sw_batcher_queued_requests", {"model": "bp", "backend": "gated"})
+        == 0
+    )
     await batcher.close()
 
 
