@@ -41,8 +41,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from pipeline import metrics
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_FAUST_INTERNALS = (
+    "ack",
+    "_add_gap",
+    "getmany",
+    "_new_offset",
+    "_acked",
+    "_committed_offset",
+    "assignment",
+    "highwater",
+    "seek",
+)
 
 
 class CommitGuard:
@@ -180,7 +193,14 @@ class CommitGuard:
 
     def install(self, consumer: Any) -> None:
         """Wrap the consumer's methods (instance attributes shadow the class's; faust looks
-        them up on the instance when it fetches, acks and commits)."""
+        them up on the instance when it fetches, acks and commits). Written against
+        faust-streaming 0.15.3 (pinned): a consumer without these internals is refused."""
+        missing = [name for name in _FAUST_INTERNALS if not hasattr(consumer, name)]
+        if missing:
+            raise ConfigError(
+                f"faust consumer {type(consumer).__name__} lacks {missing}: the commit guard "
+                "was written against faust-streaming 0.15.3"
+            )
         consumer.ack = self.wrap_ack(consumer.ack)
         consumer._add_gap = self.wrap_add_gap(consumer._add_gap)
         consumer.getmany = self.wrap_getmany(consumer, consumer.getmany)

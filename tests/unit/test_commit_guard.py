@@ -16,6 +16,7 @@ from intervaltree import IntervalTree
 
 from pipeline import metrics
 from pipeline.commit_guard import CommitGuard
+from pipeline.errors import ConfigError
 
 INPUT = "in.segments"
 
@@ -42,6 +43,12 @@ class Bookkeeping:
 
     def assignment(self) -> set[TP]:
         return set()
+
+    def highwater(self, tp: TP) -> int | None:
+        return None
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        raise AssertionError("no seek expected")
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         return  # fetching is the seam the tests drive through CommitGuard.wrap_getmany
@@ -227,3 +234,9 @@ async def test_commit_standing_still_behind_the_log_end_is_sought_back() -> None
     assert count(metrics.PARTITION_STALLS, INPUT) == before + 1
     await tick(5)
     assert consumer.seeks == [(tp, 20)], "the clock restarts after a seek"
+
+
+def test_a_consumer_without_faust_internals_is_refused() -> None:
+    """The guard wraps faust-streaming 0.15.3 internals; another faust must not run unguarded."""
+    with pytest.raises(ConfigError, match="_add_gap"):
+        CommitGuard([INPUT]).install(SeekRecorder(set()))
