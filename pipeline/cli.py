@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pipeline.bench.cli import bench_app
+from pipeline.cli_control import control_app
 from pipeline.cli_media import bank_app, inspect
 from pipeline.cli_policy import kpi, policy_app
 from pipeline.cli_scan import scan
@@ -25,6 +26,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(bank_app, name="bank")
 app.add_typer(bench_app, name="bench")
 app.add_typer(policy_app, name="policy")
+app.add_typer(control_app, name="control")
 app.command()(inspect)
 app.command()(scan)
 app.command()(kpi)

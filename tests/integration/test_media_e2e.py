@@ -89,7 +89,11 @@ def test_hash_match_control_override_and_bad_control(
     }
     bad = {**control, "sampling": {"strategy": "fps", "fps": 500}}
     producer.produce(topics.control, key=b"dense", value=orjson.dumps(bad))
-    producer.produce(topics.control, key=b"dense", value=codec.encode("control.v1", control))
+    assert producer.flush(30) == 0
+    # the operator's way in: streamwarden control set (right behind the bad record)
+    streamwarden(worker, "control", "set", "dense", "--strategy", "fps", "--fps", "5")
+    listed = streamwarden(worker, "control", "list", "--json").stdout.strip().splitlines()
+    assert [orjson.loads(line)["sampling"] for line in listed] == [control["sampling"]]
     producer.produce(
         topics.segments, key=b"banned", value=banned, headers=[(META_HEADER, meta("banned"))]
     )
@@ -138,3 +142,27 @@ def test_hash_match_control_override_and_bad_control(
     assert producer.flush(30) == 0
     third = collect(kafka, topics, lambda o: len(results_for(o, "dense")) >= 2)
     assert [r["frames_sampled"] for r in results_for(third, "dense")] == [10, 10]
+
+    # Cleared: back to the worker's settings (one key frame a segment).
+    streamwarden(worker, "control", "clear", "dense", "--reason", "test over")
+    assert streamwarden(worker, "control", "list", "--json").stdout.strip() == ""
+    producer.produce(
+        topics.segments, key=b"dense", value=data, headers=[(META_HEADER, meta("dense", 2))]
+    )
+    assert producer.flush(30) == 0
+    fourth = collect(kafka, topics, lambda o: len(results_for(o, "dense")) >= 3)
+    assert [r["frames_sampled"] for r in results_for(fourth, "dense")] == [10, 10, 1]
+
+
+def streamwarden(worker: Worker, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI, on the worker's broker and topics."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
