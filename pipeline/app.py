@@ -206,6 +206,8 @@ def create_app(
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=worker.commit_interval_s,
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         producer_acks=-1,
         producer_max_request_size=SEGMENT_MAX_MESSAGE_BYTES + 65536,
         consumer_max_fetch_size=SEGMENT_MAX_MESSAGE_BYTES + 65536,

@@ -120,6 +120,14 @@ class WorkerSettings(BaseSettings):
     fetch_timeout_s: float = 10.0
     dead_letter_max_payload_bytes: int = 1024 * 1024
     commit_interval_s: float = 1.0
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="consumer-group session timeout: how long a dead worker (SIGKILL, lost host) "
+        "holds its partitions before the group moves them; faust's default is 60 s. Heartbeats "
+        "come from faust's consumer thread, so a busy event loop does not miss them",
+    )
     partition_stall_s: float = Field(
         default=120.0,
         gt=0,
