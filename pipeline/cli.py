@@ -43,6 +43,7 @@ _ACTION_STYLE = {
     "age_restrict": "red",
     "end_stream": "bold red",
     "suspend_user": "bold red",
+    "lift": "green",
 }
 
 
@@ -151,8 +152,9 @@ def render(role: str, doc: dict[str, Any]) -> str:
         )
     if role == "actions":
         style = _ACTION_STYLE.get(doc["action"], "red")
+        name = doc["action"].upper() + (f" {doc['lifts']}" if "lifts" in doc else "")
         return (
-            f"[bold]ACTION[/] {src['stream_id']} {what} [{style}]{doc['action'].upper()}[/] "
+            f"[bold]ACTION[/] {src['stream_id']} {what} [{style}]{name}[/] "
             f"rule={doc['rule']} {scores}{text}"
         )
     return f"[yellow]REVIEW[/] {src['stream_id']} {what} rule={doc['rule']} {scores}{text}"

@@ -160,7 +160,8 @@ def compute_kpis(
     verdicts: Iterable[Mapping[str, Any]],
 ) -> KpiReport:
     """Join verdicts to their tasks (and audited actions) and compute the report."""
-    actions_by_id = {a["id"]: a for a in actions}
+    # a lift ends a restriction: it is neither an enforcement to measure nor a time to action
+    actions_by_id = {a["id"]: a for a in actions if a["action"] != "lift"}
     tasks_by_id = {t["id"]: t for t in tasks}
     latest = latest_verdicts(verdicts)
     act_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -215,7 +216,7 @@ def observe_action(action: Mapping[str, Any], *, automated: bool = True) -> None
     """Count a published action and its time to action (call after the broker acked it)."""
     mode = "yes" if automated else "no"
     ACTIONS.labels(action["category"], action["rule"], action["action"], mode).inc()
-    if (t0 := input_time_s(action)) is not None:
+    if action["action"] != "lift" and (t0 := input_time_s(action)) is not None:
         elapsed = parse_iso(action["decided_at"]).timestamp() - t0
         TIME_TO_ACTION.labels(action["category"], mode).observe(max(0.0, elapsed))
 

@@ -175,6 +175,30 @@ def assessment_records(a: Assessment, policy: Policy) -> list[OutRecord]:
                 action["territory"] = o.territory
                 action["geo_scoped"] = o.geo_scoped
             out += action_records(action, policy, territory=o.territory, geo_scoped=o.geo_scoped)
+        elif o.kind == "clear" and not o.shadow:  # a lift (Evaluation.lifts)
+            lift = {
+                "schema": "action.v1",
+                "id": o.id,
+                "result_id": result_id(o.input_id, a.policy_version),
+                "input": src,
+                "action": "lift",
+                "lifts": o.action,
+                "category": o.category,
+                "rule": o.rule,
+                "scores": scores,
+                "evidence": [dict(x) for x in e.evidence],
+                "models": models,
+                "policy_version": a.policy_version,
+                "step": o.step,
+                "automated": True,
+                "strike_weight": 0.0,
+                "decided_at": now,
+            }
+            if o.territory:
+                lift["territory"] = o.territory
+                lift["geo_scoped"] = o.geo_scoped
+            # no strike and no DSA statement: a lift ends a restriction
+            out += action_records(lift, policy, strikes=False, dsa=False)
         elif o.kind == "review" and not o.shadow:
             task = {
                 "schema": "review_task.v1",
@@ -208,9 +232,11 @@ def action_records(
     territory: str | None = None,
     geo_scoped: bool = False,
     strikes: bool = True,
+    dsa: bool = True,
 ) -> list[OutRecord]:
     """The action (key: stream id); with ``strikes``, the same document keyed by the user it
-    holds against, for the strikes agent; its DSA statement when the policy enables them."""
+    holds against, for the strikes agent; with ``dsa``, its DSA statement when the policy
+    enables them."""
     headers = (
         ("sw-category", str(action["category"])),
         ("sw-rule", str(action["rule"])),
@@ -220,7 +246,7 @@ def action_records(
     out = [_record("actions", "action.v1", str(src["stream_id"]), action, *headers)]
     if strikes and src.get("user_id"):
         out.append(_record("strikes", "action.v1", str(src["user_id"]), action, *headers))
-    if policy.dsa.enabled:
+    if dsa and policy.dsa.enabled:
         language = next(
             (
                 e["details"]["language"]

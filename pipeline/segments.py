@@ -502,7 +502,7 @@ def segment_assessment(
         evidence[-1].pop("score", None)
     enforcements = tuple(
         Enforcement(o, (build.of_outcome(o, with_thumbnail=o.kind == "review"),))
-        for o in (*evaluation.acts, *evaluation.reviews)
+        for o in (*evaluation.acts, *evaluation.reviews, *evaluation.lifts)
     )
     return Assessment(
         input=segment_input(seg),

@@ -2,7 +2,7 @@
 
 Ids follow ``pipeline.outputs`` exactly, so the engine can key strikes by the id the published
 action will carry: result = H("result", input_id, version); action = H("action", result, rule,
-action); review task = H("review", result, rule).
+action); review task = H("review", result, rule); a lift is the action ``lift``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ SEVERITY: tuple[str, ...] = (
     "end_stream",
     "suspend_user",
 )
+
+
+# Restrictions an enforcement service can undo: when the rule that imposed one clears, the
+# engine's "clear" becomes a ``lift`` action. Warnings, ended streams and suspensions stay.
+LIFTABLE_ACTIONS = frozenset({"blur", "age_restrict"})
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,11 @@ class Evaluation:
     @property
     def clears(self) -> tuple[RuleOutcome, ...]:
         return self._live("clear")
+
+    @property
+    def lifts(self) -> tuple[RuleOutcome, ...]:
+        """Clears that undo a restriction in force: one ``lift`` action record each."""
+        return tuple(o for o in self.clears if o.action in LIFTABLE_ACTIONS)
 
     @property
     def shadow(self) -> tuple[RuleOutcome, ...]:

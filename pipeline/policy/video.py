@@ -86,6 +86,8 @@ def _outcome(
         oid = action_id(obs.input_id, policy.version, rule.name, kw["action"])
     elif kind == "review":
         oid = review_id(obs.input_id, policy.version, rule.name)
+    elif kind == "clear":  # published as a lift when the action in force is liftable
+        oid = action_id(obs.input_id, policy.version, rule.name, "lift")
     return RuleOutcome(
         kind=kind,
         rule=rule.name,
@@ -130,7 +132,16 @@ def _evaluate_rule(
     if win.active:
         recent = samples[-rule.clear_after :]
         if len(recent) >= rule.clear_after and all(s < rule.clear_threshold for _, s in recent):
-            out = _outcome(policy, rule, obs, "clear", top_score, action=win.action, step=win.step)
+            out = _outcome(
+                policy,
+                rule,
+                obs,
+                "clear",
+                top_score,
+                action=win.action,
+                step=win.step,
+                evidence=evidence,
+            )
             return replace(win, active=False), out
         since_action_s = now - (win.last_action_s if win.last_action_s is not None else now)
         if (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,14 @@ import pytest
 from pipeline import codec
 from pipeline.media.bank import read_bank
 from pipeline.media.decode import MediaLimits, decode_segment
+from pipeline.policy import load_policy
+from pipeline.policy.loader import default_policy_file
 from pipeline.records import iso_ms
 from pipeline.segments import META_HEADER
 from pipeline.settings import KafkaSettings
 from pipeline.simulate.produce import make_producer
 from pipeline.simulate.synth import encode_segment
+from pipeline.tail import iter_outputs
 from pipeline.topics import TopicNames
 from tests.integration.test_e2e import Worker, collect
 
@@ -88,12 +92,12 @@ def test_hash_match_control_override_and_bad_control(
         "updated_at": iso_ms(datetime.now(UTC)),
     }
     bad = {**control, "sampling": {"strategy": "fps", "fps": 500}}
-    producer.produce(topics.control, key=b"dense", value=orjson.dumps(bad))
-    assert producer.flush(30) == 0
-    # the operator's way in: streamwarden control set (right behind the bad record)
+    # the operator's way in: streamwarden control set; then a bad record on the same key,
+    # whose dead letter shows the control agent got past the override
     streamwarden(worker, "control", "set", "dense", "--strategy", "fps", "--fps", "5")
     listed = streamwarden(worker, "control", "list", "--json").stdout.strip().splitlines()
     assert [orjson.loads(line)["sampling"] for line in listed] == [control["sampling"]]
+    producer.produce(topics.control, key=b"dense", value=orjson.dumps(bad))
     producer.produce(
         topics.segments, key=b"banned", value=banned, headers=[(META_HEADER, meta("banned"))]
     )
@@ -122,7 +126,7 @@ def test_hash_match_control_override_and_bad_control(
     (dead,) = first["dead_letters"]
     assert (dead["source"]["topic"], dead["reason"]) == (topics.control, "schema_invalid")
 
-    # The good control record sat right behind the bad one: the override is in place.
+    # The bad record after the override did not undo it: the override is in place.
     data = synth("dense")
     producer.produce(
         topics.segments, key=b"dense", value=data, headers=[(META_HEADER, meta("dense"))]
@@ -146,6 +150,12 @@ def test_hash_match_control_override_and_bad_control(
     # Cleared: back to the worker's settings (one key frame a segment).
     streamwarden(worker, "control", "clear", "dense", "--reason", "test over")
     assert streamwarden(worker, "control", "list", "--json").stdout.strip() == ""
+    # the control agent runs beside the segments agent: a bad record behind the clear (same
+    # key, same partition) becomes a second distinct dead letter once the clear is applied
+    # (the restarted worker re-read the first bad record and dead-lettered it again, same id)
+    producer.produce(topics.control, key=b"dense", value=orjson.dumps(bad))
+    assert producer.flush(30) == 0
+    collect(kafka, topics, lambda o: len({d["id"] for d in o["dead_letters"]}) >= 2)
     producer.produce(
         topics.segments, key=b"dense", value=data, headers=[(META_HEADER, meta("dense", 2))]
     )
@@ -166,3 +176,54 @@ def streamwarden(worker: Worker, *args: str) -> subprocess.CompletedProcess[str]
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return run
+
+
+def test_a_blur_is_lifted_when_its_rule_clears(
+    kafka: KafkaSettings, topics: TopicNames, tmp_path: Path, bank: tuple[Path, bytes]
+) -> None:
+    """A policy whose hash-match rule blurs and clears after one clean segment: the banned
+    picture gives blur, the next, clean, segment of the stream a lift of it."""
+    end = "    first_action: end_stream\n    last_action: suspend_user\n    strike_weight: 6.0\n"
+    text = default_policy_file().read_text()
+    assert text.count(end) == 1
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        text.replace(end, end.replace("end_stream", "blur") + "    clear_at: 0.5\n").replace(
+            "  hash-match-end:\n", "  hash-match-end:\n    clear_after: 1\n"
+        )
+    )
+    assert load_policy(policy).rule("hash-match-end").first_action == "blur"
+    w = Worker(kafka, topics, f"sw-test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
+    w.env |= {"SW_HASH_BANK_PATH": str(bank[0]), "SW_POLICY_FILE": str(policy)}
+    w.start()
+    try:
+        producer = make_producer(kafka)
+        for seq, data in enumerate((bank[1], synth("dense"))):
+            producer.produce(
+                topics.segments,
+                key=b"banned",
+                value=data,
+                headers=[(META_HEADER, meta("banned", seq))],
+            )
+        assert producer.flush(30) == 0
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        roles = ("actions", "dsa_statements")
+        # until both actions and the blur's statement are in, then 3 s more for a stray one
+        for role, doc in iter_outputs(
+            kafka, topics, from_beginning=True, idle_timeout_s=120, roles=roles
+        ):
+            out[role].append(doc)
+            if len(out["actions"]) >= 2 and out["dsa_statements"]:
+                break
+        for role, doc in iter_outputs(
+            kafka, topics, from_beginning=True, idle_timeout_s=3, roles=roles
+        ):
+            if doc not in out[role]:
+                out[role].append(doc)
+    finally:
+        w.stop()
+    blur, lift = out["actions"]
+    assert (blur["action"], blur["rule"], blur["input"]["seq"]) == ("blur", "hash-match-end", 0)
+    assert (lift["action"], lift["lifts"], lift["input"]["seq"]) == ("lift", "blur", 1)
+    assert lift["strike_weight"] == 0 and lift["id"] != blur["id"]
+    assert [d["action_id"] for d in out["dsa_statements"]] == [blur["id"]]  # none for a lift

@@ -60,3 +60,15 @@ def test_segment_container_is_allow_listed() -> None:
     doc["container"] = "hls"
     with pytest.raises(SchemaError, match="container"):
         codec.validate("segment.v1", doc)
+
+
+def test_a_lift_names_the_restriction_it_ends_and_only_a_lift_does() -> None:
+    doc = orjson.loads((SCHEMA_DIR / "examples" / "action.v1.json").read_bytes())
+    lift = doc | {"action": "lift", "lifts": "blur"}
+    codec.validate("action.v1", lift)
+    with pytest.raises(SchemaError):
+        codec.validate("action.v1", doc | {"action": "lift"})  # lifting what?
+    with pytest.raises(SchemaError):
+        codec.validate("action.v1", lift | {"lifts": "end_stream"})  # not undoable
+    with pytest.raises(SchemaError):
+        codec.validate("action.v1", doc | {"lifts": "blur"})  # only on a lift

@@ -134,6 +134,17 @@ def test_verdict_may_name_the_audited_action_itself() -> None:
     assert r.review_precision_by_rule == {}
 
 
+def test_a_lift_is_neither_an_action_nor_a_time_to_action() -> None:
+    blur = action(1, "nsfw", "nsfw-blur", frame_s=0, decided_s=2)
+    lift = action(2, "nsfw", "nsfw-blur", frame_s=30, decided_s=90) | {
+        "action": "lift",
+        "lifts": "blur",
+    }
+    r = compute_kpis([blur, lift], [], [])
+    assert r.automated_actions == 1
+    assert r.time_to_action["nsfw/automated"].count == 1  # the blur's only
+
+
 def test_empty_inputs() -> None:
     r = compute_kpis([], [], [])
     assert r.automated_share is None and r.time_to_action == {} and r.tasks_open == 0

@@ -364,3 +364,34 @@ async def test_a_burned_in_phone_number_is_reviewed_then_acted_on(
         orjson.loads(r.value)["id"] for r in second.records
     ]
     assert again.state == []
+
+
+AT_4S, AT_8S = "2026-11-25T20:00:04.000Z", "2026-11-25T20:00:08.000Z"
+
+
+async def test_a_blur_whose_rule_clears_is_lifted(ts: bytes, executor: ThreadPoolExecutor) -> None:
+    """blur and age_restrict can be undone: when the rule clears (hysteresis), a ``lift``
+    action tells the enforcement services; it counts no strike and has no DSA statement."""
+    stage = SegmentStage(WorkerSettings(dedup_enabled=False), overrides=SamplingOverrides())
+    scorer, state = FakeScorer(0.9), MemoryStateStore()
+    mod = moderator(stage, scorer, executor, state)
+
+    def actions(out: Outputs) -> list[dict[str, Any]]:
+        return [codec.decode("action.v1", r.value) for r in out.records if r.topic == "actions"]
+
+    first = await mod.handle([record(ts, stream="s", seq=0, offset=0)])
+    (blur,) = actions(first)
+    assert (blur["action"], blur["rule"]) == ("blur", "nsfw-blur")
+    await state.write(first.state)  # what the agent does once the outputs are acknowledged
+    scorer.value = 0.1  # the default policy lifts after 3 clean frames in a row; 2 a segment
+    quiet = await mod.handle([record(ts, stream="s", seq=1, offset=1, started_at=AT_4S)])
+    assert actions(quiet) == [] and results(quiet)[0]["decision"] == "blur"  # still held
+    await state.write(quiet.state)
+    second = await mod.handle([record(ts, stream="s", seq=2, offset=2, started_at=AT_8S)])
+    (lift,) = actions(second)
+    assert (lift["action"], lift["lifts"], lift["rule"]) == ("lift", "blur", "nsfw-blur")
+    assert lift["strike_weight"] == 0 and lift["evidence"][0]["segment_seq"] == 2
+    assert {r.topic for r in second.records} == {"results", "actions"}  # no strike, no DSA
+    assert results(second)[0]["decision"] == "allow"
+    redelivered = await mod.handle([record(ts, stream="s", seq=2, offset=2, started_at=AT_8S)])
+    assert [a["id"] for a in actions(redelivered)] == [lift["id"]]

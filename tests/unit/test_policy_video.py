@@ -192,3 +192,15 @@ def test_the_shipped_policy_runs() -> None:
         state, ev = decide_segment(policy, state, segment(i, s))
         actions += [o.action for o in ev.acts]
     assert actions == ["blur"]
+
+
+def test_clears_of_blur_and_age_restrict_are_lifts_with_their_own_ids() -> None:
+    scores = [[0.9, 0.9], [0.1, 0.1], [0.9, 0.9], [0.1, 0.1], [0.9, 0.9], [0.1, 0.1]]
+    _, evals = run_segments(segment(i, s) for i, s in enumerate(scores))
+    lifts = [[(o.action, o.id) for o in e.lifts] for e in evals]
+    assert [[a for a, _ in e] for e in lifts] == [[], ["blur"], [], ["age_restrict"], [], []]
+    # an ended stream is not lifted: evals[5] clears end_stream without a lift
+    assert [o.action for o in evals[5].clears] == ["end_stream"]
+    (_, blur_lift_id), (_, age_lift_id) = lifts[1][0], lifts[3][0]
+    assert blur_lift_id == action_id(evals[1].input_id, POLICY.version, RULE, "lift")
+    assert age_lift_id != blur_lift_id
