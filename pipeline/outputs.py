@@ -153,13 +153,15 @@ def assessment_records(a: Assessment, policy: Policy) -> list[OutRecord]:
     for e in a.enforcements:
         o = e.outcome
         src = dict(e.input) if e.input is not None else dict(a.input)
-        if o.kind == "act" and not o.shadow:
+        if o.kind in ("act", "clear") and not o.shadow:  # clear: a lift (Evaluation.lifts)
+            lift = o.kind == "clear"
             action: dict[str, Any] = {
                 "schema": "action.v1",
                 "id": o.id,
                 "result_id": result_id(o.input_id, a.policy_version),
                 "input": src,
-                "action": o.action,
+                "action": "lift" if lift else o.action,
+                **({"lifts": o.action} if lift else {}),
                 "category": o.category,
                 "rule": o.rule,
                 "scores": scores,
@@ -168,37 +170,21 @@ def assessment_records(a: Assessment, policy: Policy) -> list[OutRecord]:
                 "policy_version": a.policy_version,
                 "step": o.step,
                 "automated": True,
-                "strike_weight": o.strike_weight,
+                "strike_weight": 0.0 if lift else o.strike_weight,
                 "decided_at": now,
             }
             if o.territory:
                 action["territory"] = o.territory
                 action["geo_scoped"] = o.geo_scoped
-            out += action_records(action, policy, territory=o.territory, geo_scoped=o.geo_scoped)
-        elif o.kind == "clear" and not o.shadow:  # a lift (Evaluation.lifts)
-            lift = {
-                "schema": "action.v1",
-                "id": o.id,
-                "result_id": result_id(o.input_id, a.policy_version),
-                "input": src,
-                "action": "lift",
-                "lifts": o.action,
-                "category": o.category,
-                "rule": o.rule,
-                "scores": scores,
-                "evidence": [dict(x) for x in e.evidence],
-                "models": models,
-                "policy_version": a.policy_version,
-                "step": o.step,
-                "automated": True,
-                "strike_weight": 0.0,
-                "decided_at": now,
-            }
-            if o.territory:
-                lift["territory"] = o.territory
-                lift["geo_scoped"] = o.geo_scoped
-            # no strike and no DSA statement: a lift ends a restriction
-            out += action_records(lift, policy, strikes=False, dsa=False)
+            # a lift ends a restriction: it counts no strike and needs no DSA statement
+            out += action_records(
+                action,
+                policy,
+                territory=o.territory,
+                geo_scoped=o.geo_scoped,
+                strikes=not lift,
+                dsa=not lift,
+            )
         elif o.kind == "review" and not o.shadow:
             task = {
                 "schema": "review_task.v1",
