@@ -46,7 +46,9 @@ def make_backend(worker: WorkerSettings, onnx_files: Mapping[str, Path]) -> Infe
             retries=worker.triton_retries,
             shared_memory=worker.triton_shared_memory,
         )
-    return EmbeddedOnnxBackend(onnx_files, intra_op_threads=worker.onnx_threads)
+    return EmbeddedOnnxBackend(
+        onnx_files, intra_op_threads=worker.onnx_threads, shrink_arenas=worker.onnx_shrink_arenas
+    )
 
 
 class FrameText:
@@ -68,7 +70,9 @@ def build_ocr(
         return None
     if worker.inference_backend == "triton":
         own = EmbeddedOnnxBackend(
-            registry.ocr_models.onnx_files(), intra_op_threads=worker.onnx_threads
+            registry.ocr_models.onnx_files(),
+            intra_op_threads=worker.onnx_threads,
+            shrink_arenas=worker.onnx_shrink_arenas,
         )
         batcher = MicroBatcher(own, registry.batching, per_model=registry.per_model_batching)
     return registry.build_ocr(batcher)

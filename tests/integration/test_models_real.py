@@ -366,3 +366,20 @@ def test_scan_command_on_an_image(tmp_path: object) -> None:
         "ocr_text",
     )
     assert set(frame["scores"]) == {"nsfw", "graphic"}
+
+
+def test_only_the_models_with_free_input_sizes_shrink_their_arena() -> None:
+    """The OCR detector and recogniser take frames and lines of any size; the classifiers
+    take 224x224. Only the former give their memory back after each run (module doc of
+    inference.onnx_backend), unless SW_ONNX_SHRINK_ARENAS=false."""
+    from inference.registry import load_registry
+
+    files = load_registry().onnx_files(ocr=True)
+    backend = EmbeddedOnnxBackend(files)
+    fixed = EmbeddedOnnxBackend(files, shrink_arenas=False)
+    try:
+        assert backend.shrinking == {"ppocr_det", "ppocr_rec"}
+        assert fixed.shrinking == frozenset()
+    finally:
+        asyncio.run(backend.close())
+        asyncio.run(fixed.close())

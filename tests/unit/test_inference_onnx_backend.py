@@ -150,3 +150,23 @@ def test_bad_model_files_are_config_errors(tmp_path: Path) -> None:
         EmbeddedOnnxBackend({})
     with pytest.raises(ConfigError):
         EmbeddedOnnxBackend({"m": garbage}, intra_op_threads=0)
+
+
+def test_a_free_extent_is_one_besides_the_batch() -> None:
+    from inference.onnx_backend import has_free_extent
+
+    f32 = np.dtype(np.float32)
+    assert not has_free_extent((TensorSpec("x", (None, 224, 224, 3), f32),))
+    assert has_free_extent((TensorSpec("x", (None, 3, None, None), f32),))
+    assert has_free_extent(
+        (TensorSpec("a", (1, 3), f32), TensorSpec("b", (None, 3, 48, None), f32))
+    )
+
+
+async def test_a_fixed_size_model_keeps_the_default_arena(model_path: Path) -> None:
+    """The test model's input is (batch, 3): fixed besides the batch, so no shrinking."""
+    backend = EmbeddedOnnxBackend({"double": model_path})
+    try:
+        assert backend.shrinking == frozenset()
+    finally:
+        await backend.close()
