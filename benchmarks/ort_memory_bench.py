@@ -37,6 +37,7 @@ import orjson  # noqa: E402
 SCHEMA = "ort-memory-bench.v1"
 MODES = ("ort-defaults", "no-patterns", "streamwarden")
 BATCHES = (1, 8, 3, 8, 2, 5, 8, 1)
+QUICK_BATCHES = (1, 2, 1)
 
 
 def rss_mb() -> float:
@@ -47,7 +48,7 @@ def rss_mb() -> float:
     return 0.0
 
 
-def measure(mode: str) -> dict[str, Any]:
+def measure(mode: str, batches: tuple[int, ...] = BATCHES) -> dict[str, Any]:
     """One mode, in this process (call in a fresh one)."""
     import onnxruntime as ort
 
@@ -87,7 +88,7 @@ def measure(mode: str) -> dict[str, Any]:
     cls_before, rss_before = cls_ms(), rss_mb()
     det_ms = []
     rng = np.random.default_rng(1)
-    for b in BATCHES:
+    for b in batches:
         batch = rng.random((b, 3, 736, 1312), dtype=np.float32)
         t = time.perf_counter()
         det(batch)
@@ -130,15 +131,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--quick", action="store_true", help=f"batches {QUICK_BATCHES}: a smoke run")
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # the child process
     args = p.parse_args(argv)
+    batches = QUICK_BATCHES if args.quick else BATCHES
     if args.mode:
-        sys.stdout.write(orjson.dumps(measure(args.mode)).decode())
+        sys.stdout.write(orjson.dumps(measure(args.mode, batches)).decode())
         return 0
     rows = []
     for mode in MODES:
         out = subprocess.run(
-            [sys.executable, __file__, "--mode", mode],
+            [sys.executable, __file__, "--mode", mode, *(["--quick"] if args.quick else [])],
             capture_output=True,
             check=True,
             text=True,
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": SCHEMA,
         "measured_at": datetime.now(UTC).isoformat(),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "batches": BATCHES,
+        "batches": batches,
         "rows": rows,
     }
     (args.out_dir / "ort_memory.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
