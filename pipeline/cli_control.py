@@ -80,11 +80,21 @@ def _publish(stream_id: str, value: bytes) -> None:
     kafka = KafkaSettings()
     topic = TopicNames.with_prefix(kafka.topic_prefix).control
     producer = make_producer(kafka)
-    producer.produce(topic, key=stream_id.encode(), value=value)
-    if producer.flush(30) != 0:
-        err_console.print(f"[red]not acknowledged by the broker[/]: {topic}")
+    failed: list[Any] = []
+    producer.produce(
+        topic, key=stream_id.encode(), value=value, on_delivery=lambda err, _: failed.append(err)
+    )
+    if producer.flush(30) != 0 or any(err is not None for err in failed):
+        err_console.print(f"[red]not acknowledged by the broker[/]: {topic} {failed}")
         raise typer.Exit(1)
     console.print(f"{topic} ← {value.decode()}", markup=False, highlight=False)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no $USER and no passwd entry (a bare container)
+        return "unknown"
 
 
 @control_app.command("set")
@@ -107,7 +117,7 @@ def set_override(
     }
     sampling = {"strategy": strategy} | {k: v for k, v in optional.items() if v is not None}
     try:
-        value = control_doc(stream_id, sampling, updated_by=by or getpass.getuser(), reason=reason)
+        value = control_doc(stream_id, sampling, updated_by=by or _user(), reason=reason)
     except SchemaError as exc:
         err_console.print(f"[red]invalid override[/]: {exc}")
         raise typer.Exit(2) from exc
@@ -121,9 +131,7 @@ def clear_override(
     reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None,
 ) -> None:
     """Return STREAM_ID to the workers' settings (a record with ``sampling: null``)."""
-    _publish(
-        stream_id, control_doc(stream_id, None, updated_by=by or getpass.getuser(), reason=reason)
-    )
+    _publish(stream_id, control_doc(stream_id, None, updated_by=by or _user(), reason=reason))
 
 
 @control_app.command("list")
