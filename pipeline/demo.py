@@ -55,6 +55,7 @@ def run_demo(*, streams: int, duration_s: float, console: Console) -> int:
         )
     console.print(f"worker pid {worker.pid} (log: {log_path})")
     seen: Counter[str] = Counter()
+    ids: set[str] = set()  # a redelivery republishes the same id: count each output once
     done = threading.Event()
     from pipeline.cli import render
 
@@ -63,6 +64,9 @@ def run_demo(*, streams: int, duration_s: float, console: Console) -> int:
             key = doc.get("input", {}).get("stream_id") or doc.get("source", {}).get("key") or ""
             if plan.run_id not in key:
                 continue
+            if doc["id"] in ids:
+                continue
+            ids.add(doc["id"])
             console.print(render(role, doc), highlight=False)
             _count(seen, role, doc)
             if (

@@ -150,7 +150,8 @@ def run_simulation(
             doc = {
                 "message_id": f"{plan.stream_id(s)}-m{n:05d}",
                 "stream_id": plan.stream_id(s),
-                "user_id": f"viewer-{rng.randrange(50):03d}",
+                # each run its own audience: strike ledgers do not carry over between runs
+                "user_id": f"viewer-{plan.run_id}-{rng.randrange(50):03d}",
                 "text": text,
                 "sent_at": iso_ms(t0_wall + timedelta(seconds=offset_s)),
                 "locale": locale,
