@@ -92,10 +92,16 @@ def worker(
 def collect(
     kafka: KafkaSettings, names: TopicNames, done: Any, timeout_s: float = 150
 ) -> dict[str, list[dict[str, Any]]]:
-    """Read every output topic from the start until ``done(outputs)`` or the deadline."""
+    """Read every output topic from the start until ``done(outputs)`` or the deadline; each
+    output once, as consumers de-duplicate on ``id`` (a redelivered input, e.g. the first fetch
+    of a starting worker, is published again with the same ids; a changed id shows up twice)."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    ids: set[str] = set()
     deadline = time.monotonic() + timeout_s
     for role, doc in iter_outputs(kafka, names, from_beginning=True, idle_timeout_s=timeout_s):
+        if doc["id"] in ids:
+            continue
+        ids.add(doc["id"])
         out[role].append(doc)
         if done(out) or time.monotonic() > deadline:
             break

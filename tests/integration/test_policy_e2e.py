@@ -82,10 +82,14 @@ def collect(
     kafka: KafkaSettings, names: TopicNames, done: Callable[[Outputs], bool], timeout_s: float = 120
 ) -> Outputs:
     out: Outputs = defaultdict(list)
+    ids: set[str] = set()  # each output once, as consumers de-duplicate (test_e2e.collect)
     deadline = time.monotonic() + timeout_s
     for role, doc in iter_outputs(
         kafka, names, from_beginning=True, idle_timeout_s=timeout_s, roles=ROLES
     ):
+        if doc["id"] in ids:
+            continue
+        ids.add(doc["id"])
         out[role].append(doc)
         if done(out) or time.monotonic() > deadline:
             break
