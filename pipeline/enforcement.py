@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline import codec, kpi, metrics
 from pipeline.moderator import guard
-from pipeline.outputs import action_records, dead_letter_record
+from pipeline.outputs import action_records, logged_dead_letter
 from pipeline.policy import Policy, RuleOutcome, StrikeLedger, outcome_from_action, record_strike
 from pipeline.records import InRecord, Outputs, OutRecord, parse_iso, utc_now_iso
 from pipeline.state import STRIKES, StateStore, Touched, load, state_writes
@@ -74,8 +74,7 @@ class StrikeKeeper:
         for rec in records:
             doc = guard(lambda r: codec.decode("action.v1", r.value), rec)
             if not isinstance(doc, dict):
-                log.warning("dead letter %s reason=%s: %s", rec.ref, doc.reason, doc)
-                out.append(dead_letter_record(rec, doc, max_payload_bytes=self._dl_max))
+                out.append(logged_dead_letter(rec, doc, max_payload_bytes=self._dl_max))
                 continue
             user = doc["input"].get("user_id")
             if not user:
@@ -110,8 +109,7 @@ class VerdictCounter:
         for rec in records:
             doc = guard(lambda r: codec.decode("review_verdict.v1", r.value), rec)
             if not isinstance(doc, dict):
-                log.warning("dead letter %s reason=%s: %s", rec.ref, doc.reason, doc)
-                out.append(dead_letter_record(rec, doc, max_payload_bytes=self._dl_max))
+                out.append(logged_dead_letter(rec, doc, max_payload_bytes=self._dl_max))
                 continue
             kpi.observe_verdict(doc, doc)
             kpi.LIVE.verdict(doc)

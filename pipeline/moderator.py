@@ -26,7 +26,7 @@ from pipeline import metrics
 from pipeline.chat import ChatContext, ChatMessage, TextScore, chat_assessment, observe_chat
 from pipeline.errors import InputError, UnexpectedInputError
 from pipeline.media.dedup import Deduplicator, FrameAssignment
-from pipeline.outputs import ModelRef, assessment_records, dead_letter_record
+from pipeline.outputs import ModelRef, assessment_records, logged_dead_letter
 from pipeline.policy import (
     ChatStreamState,
     ChatUserState,
@@ -175,8 +175,7 @@ class SegmentModerator:
         out: list[OutRecord] = []
         for n, (rec, p, plan) in enumerate(zip(records, prepared, assigned, strict=True)):
             if isinstance(p, InputError):
-                log.warning("dead letter %s reason=%s: %s", rec.ref, p.reason, p)
-                out.append(dead_letter_record(rec, p, max_payload_bytes=self._dl_max))
+                out.append(logged_dead_letter(rec, p, max_payload_bytes=self._dl_max))
                 continue
             frame_scores = [batch.scores_of(a, scores) for a in plan]
             obs = observe_segment(p, frame_scores, ocr_texts.get(n, {}), hash_bank=bank)
@@ -305,8 +304,7 @@ class ChatModerator:
         it = iter(zip(good, scored, decided, strict=True))
         for rec, p in zip(records, parsed, strict=True):
             if isinstance(p, InputError):
-                log.warning("dead letter %s reason=%s: %s", rec.ref, p.reason, p)
-                out.append(dead_letter_record(rec, p, max_payload_bytes=self._dl_max))
+                out.append(logged_dead_letter(rec, p, max_payload_bytes=self._dl_max))
                 continue
             msg, score, evaluation = next(it)
             a = chat_assessment(

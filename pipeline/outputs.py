@@ -20,6 +20,7 @@ identity, the policy version, the rule and the action, so a redelivery yields th
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from pipeline.dsa import render_statement
 from pipeline.errors import InputError
 from pipeline.policy import Decision, Evaluation, Policy, RuleOutcome, result_id
 from pipeline.records import InRecord, OutRecord, OutTopic, deterministic_id, utc_now_iso
+
+log = logging.getLogger(__name__)
 
 SCHEMA_HEADER = "sw-schema"
 
@@ -252,6 +255,12 @@ def action_records(
         if statement is not None:  # None: outside the DSA's territorial scope
             out.append(_record("dsa_statements", "dsa_statement.v1", action["id"], statement))
     return out
+
+
+def logged_dead_letter(rec: InRecord, err: InputError, *, max_payload_bytes: int) -> OutRecord:
+    """:func:`dead_letter_record`, with the warning every agent logs for it."""
+    log.warning("dead letter %s reason=%s: %s", rec.ref, err.reason, err)
+    return dead_letter_record(rec, err, max_payload_bytes=max_payload_bytes)
 
 
 def dead_letter_record(rec: InRecord, err: InputError, *, max_payload_bytes: int) -> OutRecord:

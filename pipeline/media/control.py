@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pipeline import codec
 from pipeline.errors import ConfigError, InputError, SchemaError
 from pipeline.media.sampling import SamplingConfig, SamplingOverrides
-from pipeline.outputs import dead_letter_record
+from pipeline.outputs import logged_dead_letter
 from pipeline.records import InRecord, OutRecord
 from pipeline.settings import KafkaSettings
 
@@ -96,8 +96,7 @@ class SamplingControl:
             try:
                 stream_id, config = parse_control(rec, self._base)
             except InputError as exc:
-                log.warning("dead letter %s reason=%s: %s", rec.ref, exc.reason, exc)
-                out.append(dead_letter_record(rec, exc, max_payload_bytes=self._dl_max))
+                out.append(logged_dead_letter(rec, exc, max_payload_bytes=self._dl_max))
                 continue
             if rec.offset < self._replayed_to.get(rec.partition, 0):
                 continue  # applied at start-up already; applying it again would go back in time
