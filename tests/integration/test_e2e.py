@@ -21,7 +21,7 @@ from pipeline.records import iso_ms
 from pipeline.settings import KafkaSettings
 from pipeline.simulate.chat_lines import ABUSIVE, BENIGN
 from pipeline.simulate.produce import SimulationPlan, make_producer, run_simulation, segment_meta
-from pipeline.tail import iter_outputs
+from pipeline.tail import OUTPUT_ROLES, iter_outputs
 from pipeline.topics import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.models]
@@ -90,7 +90,11 @@ def worker(
 
 
 def collect(
-    kafka: KafkaSettings, names: TopicNames, done: Any, timeout_s: float = 150
+    kafka: KafkaSettings,
+    names: TopicNames,
+    done: Any,
+    timeout_s: float = 150,
+    roles: tuple[str, ...] = OUTPUT_ROLES,
 ) -> dict[str, list[dict[str, Any]]]:
     """Read every output topic from the start until ``done(outputs)`` or the deadline; each
     output once, as consumers de-duplicate on ``id`` (a redelivered input, e.g. the first fetch
@@ -98,7 +102,9 @@ def collect(
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     ids: set[str] = set()
     deadline = time.monotonic() + timeout_s
-    for role, doc in iter_outputs(kafka, names, from_beginning=True, idle_timeout_s=timeout_s):
+    for role, doc in iter_outputs(
+        kafka, names, from_beginning=True, idle_timeout_s=timeout_s, roles=roles
+    ):
         if doc["id"] in ids:
             continue
         ids.add(doc["id"])

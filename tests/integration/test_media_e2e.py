@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,6 @@ from pipeline.segments import META_HEADER
 from pipeline.settings import KafkaSettings
 from pipeline.simulate.produce import make_producer
 from pipeline.simulate.synth import encode_segment
-from pipeline.tail import iter_outputs
 from pipeline.topics import TopicNames
 from tests.integration.test_e2e import Worker, collect
 
@@ -212,20 +210,16 @@ def test_a_blur_is_lifted_when_its_rule_clears(
                 headers=[(META_HEADER, meta("banned", seq))],
             )
         assert producer.flush(30) == 0
-        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         roles = ("actions", "dsa_statements")
-        # until both actions and the blur's statement are in, then 3 s more for a stray one
-        for role, doc in iter_outputs(
-            kafka, topics, from_beginning=True, idle_timeout_s=120, roles=roles
-        ):
-            out[role].append(doc)
-            if len(out["actions"]) >= 2 and out["dsa_statements"]:
-                break
-        for role, doc in iter_outputs(
-            kafka, topics, from_beginning=True, idle_timeout_s=3, roles=roles
-        ):
-            if doc not in out[role]:
-                out[role].append(doc)
+        # until both actions and the blur's statement are in, then all again (5 s): a stray one
+        collect(
+            kafka,
+            topics,
+            lambda o: len(o["actions"]) >= 2 and bool(o["dsa_statements"]),
+            timeout_s=120,
+            roles=roles,
+        )
+        out = collect(kafka, topics, lambda o: False, timeout_s=5, roles=roles)
     finally:
         w.stop()
     blur, lift = out["actions"]

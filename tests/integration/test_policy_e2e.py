@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,9 +28,9 @@ from pipeline.segments import META_HEADER
 from pipeline.settings import KafkaSettings
 from pipeline.simulate.produce import make_producer
 from pipeline.simulate.synth import encode_segment
-from pipeline.tail import iter_outputs
 from pipeline.topics import TopicNames, apply_topics
 from tests.integration.test_e2e import Worker
+from tests.integration.test_e2e import collect as e2e_collect
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.models]
 
@@ -81,19 +80,8 @@ def shadow_worker(
 def collect(
     kafka: KafkaSettings, names: TopicNames, done: Callable[[Outputs], bool], timeout_s: float = 120
 ) -> Outputs:
-    out: Outputs = defaultdict(list)
-    ids: set[str] = set()  # each output once, as consumers de-duplicate (test_e2e.collect)
-    deadline = time.monotonic() + timeout_s
-    for role, doc in iter_outputs(
-        kafka, names, from_beginning=True, idle_timeout_s=timeout_s, roles=ROLES
-    ):
-        if doc["id"] in ids:
-            continue
-        ids.add(doc["id"])
-        out[role].append(doc)
-        if done(out) or time.monotonic() > deadline:
-            break
-    return out
+    """``test_e2e.collect`` on this module's roles (verdicts and DSA statements too)."""
+    return e2e_collect(kafka, names, done, timeout_s, roles=ROLES)
 
 
 def of_stream(docs: list[dict[str, Any]], stream_id: str) -> list[dict[str, Any]]:
